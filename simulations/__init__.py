@@ -1,0 +1,1 @@
+"""spectheory.simulations: Monte Carlo, replay of recorded logits, reports (later issues)."""

@@ -1,0 +1,31 @@
+"""spectheory.solvers: exact optimal multi-draft acceptance.
+
+* :func:`transport_lp` — the SpecTr optimal-transport LP (HiGHS or cvxpy), ground truth for small V.
+* :func:`subset_dual_brute` — the subset (min-cut) dual by enumeration of all 2^V subsets, any scheme.
+* :func:`prefix_dual` — the sorted-prefix algorithm (iid, without_replacement), any V, batched.
+* :func:`greedy_bound`, :func:`hub_bound` — closed forms for greedy drafting and the SpecHub joint.
+* :func:`optimal_acceptance` — the public dispatcher (also ``spectheory.optimal_acceptance``).
+"""
+
+from .brute_dual import MAX_BRUTE_V, SubsetDualResult, subset_dual_brute
+from .closed_forms import greedy_bound, hub_bound
+from .prefix_dual import prefix_dual, prefix_dual_numpy
+from .transport_lp import MAX_LP_VARIABLES, TransportLPResult, transport_lp
+from .wor_containment import wor_containment, wor_containment_prefixes
+from .optimal import optimal_acceptance
+
+__all__ = [
+    "MAX_BRUTE_V",
+    "MAX_LP_VARIABLES",
+    "SubsetDualResult",
+    "TransportLPResult",
+    "greedy_bound",
+    "hub_bound",
+    "optimal_acceptance",
+    "prefix_dual",
+    "prefix_dual_numpy",
+    "subset_dual_brute",
+    "transport_lp",
+    "wor_containment",
+    "wor_containment_prefixes",
+]

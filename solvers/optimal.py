@@ -1,0 +1,3 @@
+"""PLACEHOLDER"""
+def optimal_acceptance(p, q, n, sampling="iid", method="auto"):
+    raise NotImplementedError

@@ -1,0 +1,40 @@
+"""spectheory: acceptance bounds for speculative decoding.
+
+Notation follows REFERENCE.md: ``p`` is always the target distribution, ``q`` always the draft.
+
+>>> import spectheory as st
+>>> round(st.optimal_acceptance([0.5, 0.5], [0.9, 0.1], n=1), 12)
+0.6
+"""
+
+from ._validation import SUM_RTOL, SpecTheoryValueError
+from .logits import from_logits
+from .schemes import SCHEMES, DraftScheme, TupleLaw, get_scheme
+
+# The solvers subpackage depends on the core above; importing it last keeps the dependency
+# direction (simulations -> solvers -> core) while exposing the public entry points here.
+from . import solvers  # noqa: E402
+from .solvers.optimal import optimal_acceptance  # noqa: E402
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "SUM_RTOL",
+    "SCHEMES",
+    "DraftScheme",
+    "SpecTheoryValueError",
+    "TupleLaw",
+    "from_logits",
+    "get_scheme",
+    "optimal_acceptance",
+    "solvers",
+]
+
+
+def __getattr__(name):
+    # simulations pulls in heavier dependencies; load it on first use only.
+    if name == "simulations":
+        import importlib
+
+        return importlib.import_module(".simulations", __name__)
+    raise AttributeError(f"module 'spectheory' has no attribute {name!r}")
