@@ -9,9 +9,9 @@
 
 from .brute_dual import MAX_BRUTE_V, SubsetDualResult, subset_dual_brute
 from .closed_forms import greedy_bound, hub_bound
-from .prefix_dual import prefix_dual, prefix_dual_numpy
+from .sorted_prefix import prefix_dual, prefix_dual_numpy
 from .transport_lp import MAX_LP_VARIABLES, TransportLPResult, transport_lp
-from .wor_containment import wor_containment, wor_containment_prefixes
+from .exponential_race import wor_containment, wor_containment_prefixes
 from .optimal import optimal_acceptance
 
 __all__ = [

@@ -14,7 +14,7 @@ Schemes
 ``without_replacement``
     Successive sampling: X_{i+1} from q restricted to the tokens not yet drawn, renormalised
     (equivalently Gumbel-top-n). C(H) is the exponential-race integral of REFERENCE §2; exact
-    enumeration here, the fast quadrature lives in :mod:`spectheory.solvers.wor_containment`.
+    enumeration here, the fast quadrature lives in :mod:`spectheory.solvers.exponential_race`.
 ``greedy``
     Hu et al. (arXiv 2502.18779): the n-1 most likely tokens T of q are drafted deterministically
     (ties broken towards the lower index), the last draft is sampled from q restricted to Ω \\ T and
@@ -169,15 +169,19 @@ class WithoutReplacement(DraftScheme):
             count *= m - i
         _count_guard(count, "without_replacement")
         tuples = np.array(list(itertools.permutations(support, k)), dtype=np.int64).reshape(-1, k)
-        probs = np.ones(len(tuples))
-        taken = np.zeros(len(tuples))
-        total = q.sum()
-        for i in range(k):
-            qi = q[tuples[:, i]]
-            # remaining mass computed as total - taken; for the small V this is used at, the
-            # cancellation error is at the 1e-16 level.
-            probs *= qi / (total - taken)
-            taken += qi
+        probs = np.empty(len(tuples))
+        pos = np.searchsorted(support, tuples)  # column of each draft within the support
+        for start in range(0, len(tuples), 65536):
+            chunk = slice(start, start + 65536)
+            # the remaining mass is summed afresh, not taken as 1 - (drafted mass): no cancellation
+            # when one draft carries almost all of q's mass
+            remaining = np.tile(q[support], (len(pos[chunk]), 1))
+            rows = np.arange(len(pos[chunk]))
+            pr = np.ones(len(rows))
+            for i in range(k):
+                pr *= remaining[rows, pos[chunk, i]] / remaining.sum(axis=1)
+                remaining[rows, pos[chunk, i]] = 0.0
+            probs[chunk] = pr
         return TupleLaw(tuples, probs)
 
 
@@ -253,7 +257,7 @@ class Hub(DraftScheme):
             return TupleLaw(np.array([[a]], dtype=np.int64), np.ones(1))
         others = np.flatnonzero(q > 0)
         others = others[others != a]
-        rest_mass = q.sum() - q[a]
+        rest_mass = q[others].sum()  # not 1 - q(a): no cancellation when q(a) is close to 1
         tuples = np.concatenate(
             [np.stack([others, np.full_like(others, a)], 1), np.stack([np.full_like(others, a), others], 1)]
         ).astype(np.int64)
@@ -271,7 +275,9 @@ class Hub(DraftScheme):
             return 1.0
         inside = mask.copy()
         inside[a] = False
-        return float(q[inside].sum() / (q.sum() - q[a]))
+        off_hub = np.ones_like(mask)
+        off_hub[a] = False
+        return float(q[inside].sum() / q[off_hub].sum())
 
 
 class Independent(DraftScheme):

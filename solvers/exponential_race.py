@@ -1,0 +1,213 @@
+"""Containment probability of drafts drawn without replacement, by the exponential-race integral.
+
+Successive sampling of n tokens without replacement from q is the order of the first n arrivals of
+an exponential race in which token x arrives at time E_x / q(x), E_x ~ Exp(1) (REFERENCE §2). All n
+drafts lie in H iff the n-th arrival inside H comes before the first arrival outside H, which is an
+Exp(s) time with s = q(Ω \\ H). With N_H(t) ~ Poisson-binomial(1 − e^{−q(x) t}, x ∈ H):
+
+    C(H) = ∫_0^∞ s e^{−st} P(N_H(t) ≥ n) dt.
+
+Quadrature
+----------
+In λ = log t the integrand g(λ) = s e^λ e^{−s e^λ} P(N_H(e^λ) ≥ n) is analytic in a strip around
+the real axis and decays on both sides: like e^{(n+1)λ} on the left (P(N ≥ n) ≤ (q(H) t)^n / n!)
+and double-exponentially on the right. The trapezoidal rule in λ therefore converges geometrically
+in the step; with step ``H_STEP = 0.25`` it agrees with exact enumeration of ordered tuples to
+about 1e-14 (``tests/test_wor_containment.py`` checks ≤ 1e-10 on every generated case). The range
+is cut where the neglected tails are below 1e-17:
+
+* left: t_lo = ((n + 1)! · 1e-17)^{1/(n+1)}, since ∫_0^{t_lo} s t (q(H) t)^n / n! dt/t ≤ t_lo^{n+1}/(n+1)!;
+* right: t_hi = 40 / s_min, since ∫_{t_hi}^∞ s e^{−st} dt = e^{−s t_hi}.
+
+Nodes t_j do not depend on H, so along a sequence of nested sets (the sorted prefixes of the subset
+dual) the truncated Poisson-binomial law P(N = 0..n−1) at every node updates in O(n) per token per
+node; evaluating C at a prefix costs O(M) for M nodes. The smaller the s that must be resolved, the
+more nodes (M ≈ (log t_hi − log t_lo) / 0.25, typically 40–90).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+from spectheory._validation import SpecTheoryValueError, check_distribution, check_n
+
+#: Trapezoid step in log t. 0.5 gives ~1e-6, 0.35 ~3e-10, 0.25 ~1e-14 against exact enumeration.
+H_STEP = 0.25
+#: Neglected tail mass on each side of the quadrature range.
+TAIL = 1e-17
+#: Nodes with log t above this have t = inf in float64; there q·t and s·t are formed as
+#: exp(log q + log t), so every positive float64 s (down to 5e-324) is resolved. The node count
+#: grows like log(1/s_min) / H_STEP: ~60 for s_min ~ 1e-3, ~3000 at the bottom of the range.
+LOG_T_FINITE = 709.0
+
+
+@njit(cache=True)
+def quadrature_nodes(k: int, s_min: float) -> np.ndarray:
+    """Nodes λ_j = log t_j = λ_lo + j·H_STEP resolving C(H) for k drafts and every s ≥ s_min > 0."""
+    log_fact = 0.0
+    for i in range(2, k + 2):
+        log_fact += math.log(i)
+    lam_lo = (log_fact + math.log(TAIL)) / (k + 1)
+    lam_hi = math.log(40.0) - math.log(s_min)
+    if lam_hi < lam_lo + H_STEP:
+        lam_hi = lam_lo + H_STEP
+    m = int(math.ceil((lam_hi - lam_lo) / H_STEP)) + 1
+    lam = np.empty(m)
+    for j in range(m):
+        lam[j] = lam_lo + j * H_STEP
+    return lam
+
+
+@njit(cache=True)
+def node_times(lam: np.ndarray) -> np.ndarray:
+    """t_j = exp(λ_j); inf where that overflows (see :func:`scaled_time`)."""
+    t = np.empty(lam.shape[0])
+    for j in range(lam.shape[0]):
+        t[j] = math.exp(lam[j]) if lam[j] < LOG_T_FINITE else np.inf
+    return t
+
+
+@njit(cache=True, inline="always")
+def scaled_time(a: float, t: np.ndarray, lam: np.ndarray, j: int) -> float:
+    """a · t_j for a > 0, also where t_j overflows float64."""
+    if lam[j] < LOG_T_FINITE:
+        return a * t[j]
+    return math.exp(math.log(a) + lam[j])
+
+
+@njit(cache=True)
+def absorb_token(state: np.ndarray, t: np.ndarray, lam: np.ndarray, qx: float, u: np.ndarray) -> None:
+    """Multiply the truncated Poisson-binomial laws (state[c, j] = P(N(t_j) = c), c < k) by one
+    token's Bernoulli(u_j), u_j = 1 − e^{−qx t_j}. ``u`` is scratch space of length M (allocating
+    it per token would dominate the cost)."""
+    k, m = state.shape
+    # t is increasing: below j0 the argument is < 1e-3 and a 5-term Taylor series of 1 - e^{-x}
+    # is exact to double precision (and vectorises); above it, expm1
+    j0 = 0
+    while j0 < m and lam[j0] < LOG_T_FINITE and qx * t[j0] < 1e-3:
+        j0 += 1
+    for j in range(j0):
+        x = qx * t[j]
+        u[j] = x * (1.0 - x * (0.5 - x * (1.0 / 6.0 - x * (1.0 / 24.0 - x * (1.0 / 120.0)))))
+    for j in range(j0, m):
+        u[j] = -math.expm1(-scaled_time(qx, t, lam, j))
+    for c in range(k - 1, 0, -1):
+        for j in range(m):
+            state[c, j] = state[c, j] + (state[c - 1, j] - state[c, j]) * u[j]
+    for j in range(m):
+        state[0, j] = state[0, j] * (1.0 - u[j])
+
+
+@njit(cache=True)
+def containment_from_state(state: np.ndarray, t: np.ndarray, lam: np.ndarray, s: float) -> float:
+    """C = Σ_j h · s t_j e^{−s t_j} · P(N(t_j) ≥ k), the trapezoid in log t (requires s > 0)."""
+    k, m = state.shape
+    acc = 0.0
+    for j in range(m):
+        st = scaled_time(s, t, lam, j)
+        if st > 745.0:
+            break
+        below = 0.0
+        for c in range(k):
+            below += state[c, j]
+        acc += st * math.exp(-st) * (1.0 - below)
+    return H_STEP * acc
+
+
+@njit(cache=True)
+def _prefix_containments(q_ordered: np.ndarray, suffix: np.ndarray, k: int) -> np.ndarray:
+    V = q_ordered.shape[0]
+    s_min = 1.0
+    for i in range(V + 1):
+        if 0.0 < suffix[i] < s_min:
+            s_min = suffix[i]
+    lam = quadrature_nodes(k, s_min)
+    t = node_times(lam)
+    state = np.zeros((k, t.shape[0]))
+    state[0, :] = 1.0
+    scratch = np.empty(t.shape[0])
+    out = np.zeros(V + 1)
+    count = 0
+    for i in range(V + 1):
+        if i > 0 and q_ordered[i - 1] > 0:
+            absorb_token(state, t, lam, q_ordered[i - 1], scratch)
+            count += 1
+        if count < k:
+            out[i] = 0.0
+        elif suffix[i] <= 0.0:
+            out[i] = 1.0
+        else:
+            out[i] = min(1.0, containment_from_state(state, t, lam, suffix[i]))
+    return out
+
+
+def _suffix_sums(q_ordered: np.ndarray) -> np.ndarray:
+    # s_i = q(tokens i..V-1): summed from the back so that small s keep full relative accuracy
+    return np.concatenate([np.cumsum(q_ordered[::-1])[::-1], [0.0]])
+
+
+def wor_containment_prefixes(q, n: int, order=None) -> np.ndarray:
+    """C(H_i) for every prefix H_i = {order[0], ..., order[i-1]}, i = 0..V (drafts without replacement).
+
+    Parameters
+    ----------
+    q : array_like, shape (V,)
+        Draft distribution.
+    n : int
+        Number of drafts; min(n, |supp q|) are drawn (see :mod:`spectheory.schemes`).
+    order : array_like of int, optional
+        A permutation of range(V); default the identity.
+
+    Returns
+    -------
+    numpy.ndarray, shape (V + 1,)
+
+    Examples
+    --------
+    >>> from spectheory.solvers import wor_containment_prefixes
+    >>> wor_containment_prefixes([0.5, 0.3, 0.2], 2).round(12).tolist()   # C({0,1}) = .5·.6 + .3·(5/7)
+    [0.0, 0.0, 0.514285714286, 1.0]
+    """
+    q = check_distribution(q, "q", allow_batch=False)
+    n = check_n(n)
+    V = q.shape[0]
+    if order is None:
+        order = np.arange(V)
+    order = np.asarray(order, dtype=np.int64)
+    if order.shape != (V,) or not np.array_equal(np.sort(order), np.arange(V)):
+        raise SpecTheoryValueError(f"order: must be a permutation of range({V})")
+    k = min(n, int(np.count_nonzero(q > 0)))
+    q_ordered = np.ascontiguousarray(q[order])
+    return _prefix_containments(q_ordered, _suffix_sums(q_ordered), k)
+
+
+def wor_containment(q, n: int, H) -> float:
+    """C(H) = P(all drafts in H) for drafts drawn without replacement from q, by quadrature.
+
+    Accurate to about 1e-14 (checked against exact tuple enumeration); cost O(|H|·n·M) with M ≈ 40–90
+    quadrature nodes. See the module docstring for the integral and the quadrature.
+
+    Examples
+    --------
+    >>> from spectheory.solvers import wor_containment
+    >>> round(wor_containment([0.5, 0.3, 0.2], 2, [0, 1]), 12)
+    0.514285714286
+    """
+    q = check_distribution(q, "q", allow_batch=False)
+    V = q.shape[0]
+    h = np.asarray(H)
+    mask = np.zeros(V, dtype=bool)
+    if h.dtype == bool:
+        if h.shape != (V,):
+            raise SpecTheoryValueError(f"H: boolean mask must have shape ({V},), got {h.shape}")
+        mask = h
+    else:
+        idx = h.astype(np.int64).ravel()
+        if idx.size and (idx.min() < 0 or idx.max() >= V):
+            raise SpecTheoryValueError(f"H: token ids must lie in [0, {V})")
+        mask[idx] = True
+    order = np.concatenate([np.flatnonzero(mask), np.flatnonzero(~mask)])
+    return float(wor_containment_prefixes(q, n, order)[int(mask.sum())])
