@@ -39,20 +39,20 @@ def test_extreme_masses_are_resolved():
 
 
 def test_large_vocabulary_against_monte_carlo():
-    """V = 2000, n = 4: the quadrature agrees with 200k Gumbel-top-n samples within 5 standard errors."""
+    """V = 500, n = 4: the quadrature agrees with 100k Gumbel-top-n samples within 5 standard errors."""
     rng = np.random.default_rng(2024)
-    q = rng.dirichlet(np.full(2000, 0.2))
-    H = np.argsort(q)[:1990]  # all but the 10 most likely tokens
+    V = 500
+    q = rng.dirichlet(np.full(V, 0.2))
+    H = np.argsort(q)[: V - 6]  # all but the 6 most likely tokens
     c = wor_containment(q, 4, H)
-    trials = 200_000
-    keys = np.log(q)[None, :] + rng.gumbel(size=(trials // 10, 2000))  # 20k draws per batch
-    hits = 0
-    mask = np.zeros(2000, dtype=bool)
+    mask = np.zeros(V, dtype=bool)
     mask[H] = True
+    trials, hits = 0, 0
     for _ in range(10):
+        keys = np.log(q)[None, :] + rng.gumbel(size=(10_000, V))
         top = np.argpartition(-keys, 3, axis=1)[:, :4]
-        hits += np.all(mask[top], axis=1).sum()
-        keys = np.log(q)[None, :] + rng.gumbel(size=keys.shape)
+        hits += int(np.all(mask[top], axis=1).sum())
+        trials += 10_000
     est = hits / trials
     se = np.sqrt(c * (1 - c) / trials)
     assert abs(est - c) <= 5 * se

@@ -1,0 +1,334 @@
+"""Command line: a thin shell over the public API (``spectheory --help``).
+
+Adding a subcommand: write ``_add_NAME(subparsers)`` that builds its parser and sets
+``func=_run_NAME``, write ``_run_NAME(args) -> int``, and list ``_add_NAME`` in :data:`_COMMANDS`.
+A user error anywhere (any :class:`ValueError`, including :class:`~spectheory.SpecTheoryValueError`,
+or an :class:`OSError`) is printed as one line ``spectheory: error: ...`` on stderr and the exit
+status is 2, as for argparse's own usage errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import re
+import sys
+
+import numpy as np
+
+PROG = "spectheory"
+
+#: Draft schemes ``bound`` reports when ``--sampling`` is not given (``hub`` only at n = 2).
+DEFAULT_SAMPLINGS = ("iid", "without_replacement", "greedy", "hub")
+ALL_SAMPLINGS = ("iid", "without_replacement", "greedy", "hub", "independent")
+METHODS = ("auto", "dual", "lp", "brute")
+
+
+class CLIError(ValueError):
+    """A user error detected by the command line itself."""
+
+
+# --------------------------------------------------------------------------- shared helpers
+
+
+def parse_n_list(tokens, *, option: str = "-n") -> list[int]:
+    """``["1", "2", "4"]``, ``["1-8"]`` or ``["1,2,4"]`` → sorted distinct draft counts, each >= 1."""
+    out: list[int] = []
+    for token in tokens:
+        for part in str(token).split(","):
+            part = part.strip()
+            if not part:
+                continue
+            m = re.fullmatch(r"(\d+)-(\d+)", part)
+            if m:
+                lo, hi = int(m.group(1)), int(m.group(2))
+                if lo < 1:
+                    raise CLIError(f"{option}: must be an integer >= 1, got {lo}")
+                if hi < lo:
+                    raise CLIError(f"{option}: empty range {part!r} (write LOW-HIGH with LOW <= HIGH)")
+                out.extend(range(lo, hi + 1))
+                continue
+            try:
+                value = int(part)
+            except ValueError:
+                raise CLIError(
+                    f"{option}: expected integers or ranges like 1-8, got {part!r}"
+                ) from None
+            if value < 1:
+                raise CLIError(f"{option}: must be an integer >= 1, got {value}")
+            out.append(value)
+    if not out:
+        raise CLIError(f"{option}: no draft count given")
+    return sorted(set(out))
+
+
+def _check_processing(args) -> None:
+    """Validate --temperature/--top-k/--top-p and refuse them without --logits."""
+    given = [
+        opt
+        for opt, value in (("--temperature", args.temperature), ("--top-k", args.top_k), ("--top-p", args.top_p))
+        if value is not None
+    ]
+    if given and not args.logits:
+        raise CLIError(f"{given[0]}: only applies to logits; add --logits (inputs are read as probabilities)")
+    if args.temperature is not None and (not math.isfinite(args.temperature) or args.temperature < 0):
+        raise CLIError(f"--temperature: must be a finite number >= 0, got {args.temperature:g}")
+    if args.top_k is not None and args.top_k < 1:
+        raise CLIError(f"--top-k: must be an integer >= 1, got {args.top_k}")
+    if args.top_p is not None and not (0 < args.top_p <= 1):
+        raise CLIError(f"--top-p: must lie in (0, 1], got {args.top_p:g}")
+
+
+def _to_probabilities(array, option: str, args):
+    """Logits through st.from_logits (with --logits) or validated probabilities, as float64,
+    with every row over the last axis a distribution."""
+    from ._validation import SpecTheoryValueError, check_distribution
+    from .logits import from_logits
+
+    a = np.asarray(array)
+    if a.ndim == 0:
+        raise CLIError(f"{option}: expected an array of shape (V,) or (B, V), got a scalar")
+    if args.logits:
+        temperature = 1.0 if args.temperature is None else args.temperature
+        try:
+            a = from_logits(a, temperature=temperature, top_k=args.top_k, top_p=args.top_p)
+        except SpecTheoryValueError as exc:
+            raise CLIError(f"{option}: {exc}") from None
+    flat = check_distribution(a.reshape(-1, a.shape[-1]), option)
+    return flat.reshape(a.shape)
+
+
+def _add_input_arguments(parser: argparse.ArgumentParser) -> None:
+    """--target/--draft and the logit processing options shared by the bound-like subcommands."""
+    parser.add_argument(
+        "--target", required=True, metavar="P",
+        help="target distribution p: .npy, .npz, .txt/.csv (one row per position) or .safetensors "
+        "(FILE:KEY picks a tensor); shape (V,) or (B, V)",
+    )
+    parser.add_argument(
+        "--draft", required=True, metavar="Q",
+        help="draft distribution q, same format and shape as --target; for --sampling independent "
+        "one row per drafter, shape (n, V) or (B, n, V)",
+    )
+    parser.add_argument("--logits", action="store_true", help="the inputs are logits: apply softmax (and the options below) to both")
+    parser.add_argument("--temperature", type=float, default=None, metavar="T", help="temperature for --logits (default 1.0; 0 = argmax)")
+    parser.add_argument("--top-k", type=int, default=None, metavar="K", help="top-k filtering for --logits")
+    parser.add_argument("--top-p", type=float, default=None, metavar="P", help="top-p (nucleus) filtering for --logits")
+
+
+# --------------------------------------------------------------------------- bound
+
+
+def _add_bound(subparsers) -> None:
+    p = subparsers.add_parser(
+        "bound",
+        help="exact optimal multi-draft acceptance for a target/draft pair",
+        description="Exact optimal acceptance rate α*(p, q, n) of n drafts for each draft scheme. "
+        "With several positions (B, V) the table shows the mean over positions and its min and max.",
+    )
+    _add_input_arguments(p)
+    p.add_argument(
+        "-n", nargs="+", default=None, metavar="N",
+        help="draft counts: '-n 1 2 4', '-n 1-8' or '-n 1,2,4' (default 1 2 4 8; 2 when hub is asked "
+        "for; for independent: the number of drafter rows)",
+    )
+    p.add_argument(
+        "--sampling", nargs="+", choices=ALL_SAMPLINGS, default=None, metavar="SCHEME",
+        help="draft schemes: " + ", ".join(ALL_SAMPLINGS) + " (default: iid without_replacement greedy, "
+        "and hub at n = 2)",
+    )
+    p.add_argument("--method", choices=METHODS, default="auto", help="solver (default auto)")
+    p.add_argument("--json", action="store_true", help="print a JSON object instead of a table")
+    p.set_defaults(func=_run_bound)
+
+
+def _load_pair(args, independent: bool):
+    """Read, validate and batch --target and --draft: p as (B, V); q as (B, V) or (B, rows, V)."""
+    from .io import load_array
+
+    p = _to_probabilities(load_array(args.target, "--target"), "--target", args)
+    q = _to_probabilities(load_array(args.draft, "--draft"), "--draft", args)
+    if p.ndim not in (1, 2):
+        raise CLIError(f"--target: expected shape (V,) or (B, V), got {p.shape}")
+    p2 = p[None] if p.ndim == 1 else p
+    B, V = p2.shape
+    if independent:
+        if q.ndim == 2:
+            q2 = q[None]
+        elif q.ndim == 3:
+            q2 = q
+        else:
+            raise CLIError(
+                f"--draft: sampling 'independent' needs one row per drafter, shape (n, V) or (B, n, V); got {q.shape}"
+            )
+    else:
+        if q.ndim not in (1, 2):
+            raise CLIError(f"--draft: expected shape (V,) or (B, V), got {q.shape}")
+        q2 = q[None] if q.ndim == 1 else q
+    if q2.shape[-1] != V:
+        raise CLIError(
+            f"--target and --draft: vocabulary sizes differ (--target has V = {V}, --draft has V = {q2.shape[-1]})"
+        )
+    if q2.shape[0] != B:
+        raise CLIError(
+            f"--target and --draft: numbers of positions differ (--target has {B}, --draft has {q2.shape[0]})"
+        )
+    return p2, q2
+
+
+def _samplings(args) -> list[str]:
+    """The requested draft schemes (checked before any file is read)."""
+    if args.sampling is None:
+        return list(DEFAULT_SAMPLINGS)
+    samplings = list(dict.fromkeys(args.sampling))
+    if "independent" in samplings and len(samplings) > 1:
+        others = ", ".join(s for s in samplings if s != "independent")
+        raise CLIError(
+            "--sampling: 'independent' reads --draft as one row per drafter and cannot be combined "
+            f"with {others}; run them separately"
+        )
+    return samplings
+
+
+def _plan(args, samplings: list[str], drafter_rows: int | None):
+    """The draft counts and the (sampling, n) pairs to compute, after checking hub and independent."""
+    if args.n is None:
+        if drafter_rows is not None:
+            ns = [drafter_rows]
+        elif args.sampling is not None and "hub" in samplings:
+            ns = [2]
+        else:
+            ns = [1, 2, 4, 8]
+    else:
+        ns = parse_n_list(args.n)
+    if samplings == ["independent"]:
+        wrong = [n for n in ns if n != drafter_rows]
+        if wrong:
+            raise CLIError(
+                f"-n: --draft holds {drafter_rows} drafter rows, so sampling 'independent' needs n = "
+                f"{drafter_rows} (got {', '.join(map(str, wrong))})"
+            )
+    if args.sampling is not None and "hub" in samplings:
+        wrong = [n for n in ns if n != 2]
+        if wrong:
+            raise CLIError(
+                f"-n: sampling 'hub' (SpecHub) is defined for n = 2 only (got {', '.join(map(str, wrong))})"
+            )
+    return ns, [(s, n) for s in samplings for n in ns if not (s == "hub" and n != 2)]
+
+
+def _run_bound(args) -> int:
+    import spectheory as st
+
+    _check_processing(args)
+    samplings = _samplings(args)
+    if args.n is not None:
+        parse_n_list(args.n)  # a bad -n fails before any file is read
+    independent = samplings == ["independent"]
+    p, q = _load_pair(args, independent)
+    B, V = p.shape
+    ns, plan = _plan(args, samplings, q.shape[1] if independent else None)
+
+    results = []
+    for sampling, n in plan:
+        values = np.atleast_1d(np.asarray(st.optimal_acceptance(p, q, n, sampling=sampling, method=args.method), dtype=float))
+        row = {"sampling": sampling, "n": n, "bound": float(values.mean())}
+        if B > 1:
+            row["min"] = float(values.min())
+            row["max"] = float(values.max())
+            row["per_position"] = [float(v) for v in values]
+        results.append(row)
+
+    if args.json:
+        settings = {
+            "target": args.target,
+            "draft": args.draft,
+            "logits": bool(args.logits),
+            "temperature": (1.0 if args.temperature is None else args.temperature) if args.logits else None,
+            "top_k": args.top_k,
+            "top_p": args.top_p,
+            "method": args.method,
+            "n": ns,
+            "sampling": samplings,
+        }
+        print(json.dumps({"V": V, "positions": B, "results": results, "settings": settings}, indent=2))
+        return 0
+
+    where = f"V = {V}, {B} position{'s' if B != 1 else ''}"
+    if B > 1:
+        where += "; bound = mean over positions"
+    print(f"optimal acceptance  ({where})")
+    header = ["sampling", "n", "bound"] + (["min", "max"] if B > 1 else [])
+    rows = [
+        [r["sampling"], str(r["n"]), f"{r['bound']:.6f}"] + ([f"{r['min']:.6f}", f"{r['max']:.6f}"] if B > 1 else [])
+        for r in results
+    ]
+    print(_format_table(header, rows))
+    return 0
+
+
+def _format_table(header, rows) -> str:
+    widths = [max(len(str(c)) for c in col) for col in zip(header, *rows)]
+    lines = []
+    for i, cells in enumerate([header, *rows]):
+        parts = [
+            str(c).ljust(w) if j == 0 else str(c).rjust(w) for j, (c, w) in enumerate(zip(cells, widths))
+        ]
+        lines.append("  ".join(parts).rstrip())
+        if i == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- entry point
+
+#: Subcommand builders, in the order ``--help`` lists them (compare, mdp, simulate, record, replay
+#: and report are to come).
+_COMMANDS = (_add_bound,)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Acceptance bounds for speculative decoding (p = target, q = draft).",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    subparsers.required = True
+    for add in _COMMANDS:
+        add(subparsers)
+    return parser
+
+
+def main(argv=None) -> int:
+    """Run the command line; returns the exit status (0 ok, 2 user error)."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version, usage errors (argparse prints them)
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
+    try:
+        status = int(args.func(args) or 0)
+        sys.stdout.flush()
+        return status
+    except BrokenPipeError:
+        # stdout was closed early (`spectheory ... | head`): not an error of the input. Point
+        # stdout at devnull so the interpreter's final flush does not complain again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
+    except (ValueError, OSError) as exc:
+        message = str(exc) or type(exc).__name__
+        print(f"{PROG}: error: {' '.join(message.split())}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
