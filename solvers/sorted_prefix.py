@@ -39,7 +39,17 @@ from numba import njit, prange
 
 from spectheory._validation import SpecTheoryValueError
 
-from .exponential_race import absorb_token, containment_from_state, node_times, quadrature_nodes
+from .exponential_race import (
+    TAYLOR_R,
+    absorb_or_defer,
+    absorb_token,
+    aggregation_nodes,
+    containment_from_state,
+    flush_deferred,
+    node_times,
+    power_coefficients,
+    quadrature_nodes,
+)
 
 
 # --------------------------------------------------------------------------------------------
@@ -226,13 +236,27 @@ def _wor_row(p, q, n):
     zero_ids, offsets, members, b_p, b_q, b_min = _buckets(p, q)
     nb = b_p.shape[0]
     # tail[i] = mass outside the i largest draft probabilities, summed from the smallest
-    desc = -np.sort(-q)
+    V = q.shape[0]
+    top = -np.sort(-np.partition(q, V - k)[V - k :]) if k < V else -np.sort(-q)
+    rest = 0.0
+    taken = 0
+    cut = top[k - 1]
+    for j in range(V):  # mass strictly outside the top k (ties at the cut counted once each)
+        if q[j] < cut:
+            rest += q[j]
+        elif q[j] == cut:
+            taken += 1
+    # tokens tied with the k-th largest beyond those in `top` belong to the rest
+    n_cut_in_top = 0
+    for i in range(k):
+        if top[i] == cut:
+            n_cut_in_top += 1
+    rest += (taken - n_cut_in_top) * cut
     tail = np.zeros(k)
-    acc = 0.0
-    for j in range(q.shape[0] - 1, -1, -1):
-        acc += desc[j]
-        if j < k:
-            tail[j] = acc
+    acc = rest
+    for j in range(k - 1, -1, -1):
+        acc += top[j]
+        tail[j] = acc
     n_zero = zero_ids.shape[0]
     # boundary prefix values: index 0 = empty, 1 = after the p = 0 group, 2 + b = after bucket b
     nbd = nb + 2
@@ -299,12 +323,21 @@ def _wor_row(p, q, n):
     state = np.zeros((k, t.shape[0]))
     state[0, :] = 1.0
     scratch = np.empty(t.shape[0])
+    # tokens outside candidate buckets are absorbed with deferral of their small (token, node)
+    # pairs; the deferred factors are flushed in before any evaluation
+    A = power_coefficients(k)
+    J = aggregation_nodes(k, t, lam)
+    D = np.zeros((J + 1, k - 1 + TAYLOR_R))
+    pending = False
     for i in zero_ids:
-        absorb_token(state, t, lam, q[i], scratch)
+        pending |= absorb_or_defer(state, t, lam, q[i], scratch, D, J)
     for d in range(1, last + 1):
         if d >= 2:
             b = d - 2
             if cand[b]:
+                if pending:
+                    flush_deferred(state, t, D, A, J)
+                    pending = False
                 ids = _sorted_members(p, q, members, offsets[b], offsets[b + 1])
                 cnt = ids.shape[0]
                 # s along the bucket, from the back
@@ -331,8 +364,11 @@ def _wor_row(p, q, n):
                 absorb_token(state, t, lam, q[ids[cnt - 1]], scratch)
             else:
                 for j in range(offsets[b], offsets[b + 1]):
-                    absorb_token(state, t, lam, q[members[j]], scratch)
+                    pending |= absorb_or_defer(state, t, lam, q[members[j]], scratch, D, J)
         if bN[d] >= k and bP[d] + 1.0 - bQ[d] ** k < min(best, U):
+            if pending:
+                flush_deferred(state, t, D, A, J)
+                pending = False
             if bS[d] > 0:
                 f = bP[d] + 1.0 - containment_from_state(state, t, lam, bS[d])
             else:
