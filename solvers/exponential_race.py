@@ -79,21 +79,31 @@ def scaled_time(a: float, t: np.ndarray, lam: np.ndarray, j: int) -> float:
 
 
 @njit(cache=True)
+def bernoulli_probs(u: np.ndarray, qx: float, t: np.ndarray, lam: np.ndarray, j_start: int) -> None:
+    """u[j] = 1 − e^{−qx t_j} for j ≥ j_start: a 9-term series below x = 0.05 (truncation below
+    1e-18 relative), 1 − exp(−x) above it (no cancellation there: relative error below 3e-15)."""
+    m = t.shape[0]
+    j_fin = m
+    while j_fin > j_start and lam[j_fin - 1] >= LOG_T_FINITE:
+        j_fin -= 1
+    for j in range(j_start, j_fin):
+        x = qx * t[j]
+        if x < 0.05:
+            u[j] = x * (1.0 - x / 2.0 * (1.0 - x / 3.0 * (1.0 - x / 4.0 * (1.0 - x / 5.0 * (
+                1.0 - x / 6.0 * (1.0 - x / 7.0 * (1.0 - x / 8.0 * (1.0 - x / 9.0))))))))
+        else:
+            u[j] = 1.0 - math.exp(-x)
+    for j in range(j_fin, m):
+        u[j] = 1.0 - math.exp(-math.exp(math.log(qx) + lam[j]))
+
+
+@njit(cache=True)
 def absorb_token(state: np.ndarray, t: np.ndarray, lam: np.ndarray, qx: float, u: np.ndarray) -> None:
     """Multiply the truncated Poisson-binomial laws (state[c, j] = P(N(t_j) = c), c < k) by one
     token's Bernoulli(u_j), u_j = 1 − e^{−qx t_j}. ``u`` is scratch space of length M (allocating
     it per token would dominate the cost)."""
     k, m = state.shape
-    # t is increasing: below j0 the argument is < 1e-3 and a 5-term Taylor series of 1 - e^{-x}
-    # is exact to double precision (and vectorises); above it, expm1
-    j0 = 0
-    while j0 < m and lam[j0] < LOG_T_FINITE and qx * t[j0] < 1e-3:
-        j0 += 1
-    for j in range(j0):
-        x = qx * t[j]
-        u[j] = x * (1.0 - x * (0.5 - x * (1.0 / 6.0 - x * (1.0 / 24.0 - x * (1.0 / 120.0)))))
-    for j in range(j0, m):
-        u[j] = -math.expm1(-scaled_time(qx, t, lam, j))
+    bernoulli_probs(u, qx, t, lam, 0)
     for c in range(k - 1, 0, -1):
         for j in range(m):
             state[c, j] = state[c, j] + (state[c - 1, j] - state[c, j]) * u[j]
@@ -279,12 +289,7 @@ def absorb_or_defer(state, t, lam, qx, u, D, J):
             D[j1, r] += pw
             pw *= qx
     if j1 < m:
-        for j in range(j1, m):
-            x = scaled_time(qx, t, lam, j)
-            if x < 1e-3:
-                u[j] = x * (1.0 - x * (0.5 - x * (1.0 / 6.0 - x * (1.0 / 24.0 - x * (1.0 / 120.0)))))
-            else:
-                u[j] = -math.expm1(-x)
+        bernoulli_probs(u, qx, t, lam, j1)
         for c in range(k - 1, 0, -1):
             for j in range(j1, m):
                 state[c, j] = state[c, j] + (state[c - 1, j] - state[c, j]) * u[j]

@@ -203,6 +203,14 @@ def _iid_batch(p, q, n):
     return out
 
 
+@njit(cache=True)
+def _iid_serial(p, q, n):
+    out = np.empty(p.shape[0])
+    for b in range(p.shape[0]):
+        out[b] = _iid_row(p[b], q[b], n)
+    return out
+
+
 # --------------------------------------------------------------------------------------------
 # drafts without replacement
 # --------------------------------------------------------------------------------------------
@@ -387,11 +395,20 @@ def _wor_batch(p, q, n):
     return out
 
 
+@njit(cache=True)
+def _wor_serial(p, q, n):
+    out = np.empty(p.shape[0])
+    for b in range(p.shape[0]):
+        out[b] = _wor_row(p[b], q[b], n)
+    return out
+
+
 def prefix_dual(p: np.ndarray, q: np.ndarray, n: int, sampling: str = "iid") -> np.ndarray:
     """α* by the sorted-prefix dual for validated float64 arrays of shape (B, V); returns (B,).
 
-    ``sampling`` is ``"iid"`` or ``"without_replacement"``. Rows run in parallel over numba's
-    threads (``numba.set_num_threads``).
+    ``sampling`` is ``"iid"`` or ``"without_replacement"``. A batch runs its rows in parallel over
+    numba's threads (``numba.set_num_threads``); a single row runs serially, since waking the
+    thread pool costs more than one row when the machine is busy.
 
     Examples
     --------
@@ -403,8 +420,9 @@ def prefix_dual(p: np.ndarray, q: np.ndarray, n: int, sampling: str = "iid") -> 
     """
     p = np.ascontiguousarray(p, dtype=np.float64)
     q = np.ascontiguousarray(q, dtype=np.float64)
+    parallel = p.shape[0] > 1
     if sampling == "iid":
-        return _iid_batch(p, q, int(n))
+        return (_iid_batch if parallel else _iid_serial)(p, q, int(n))
     if sampling == "without_replacement":
-        return _wor_batch(p, q, int(n))
+        return (_wor_batch if parallel else _wor_serial)(p, q, int(n))
     raise SpecTheoryValueError(f"sampling: the sorted-prefix dual covers 'iid' and 'without_replacement', not {sampling!r}")
