@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from spectheory._validation import SpecTheoryValueError, check_distribution, check_n
+from spectheory._validation import SpecTheoryValueError, check_single_pair
 from spectheory.schemes import get_scheme
 
 #: Largest vocabulary the brute-force dual enumerates (2^22 subsets, 32 MiB per array).
@@ -67,12 +67,8 @@ def subset_dual_brute(p, q, n: int, sampling: str = "iid") -> SubsetDualResult:
     0.69
     """
     scheme = get_scheme(sampling)
-    p = check_distribution(p, "p", allow_batch=False)
-    q = scheme.check_q(q)
-    n = check_n(n)
+    p, q, n = check_single_pair(p, q, n, scheme)
     V = p.shape[0]
-    if q.shape[-1] != V:
-        raise SpecTheoryValueError(f"p and q: vocabulary sizes differ (p has V = {V}, q has V = {q.shape[-1]})")
     if V > MAX_BRUTE_V:
         raise SpecTheoryValueError(
             f"p: brute-force subset enumeration needs 2^V subsets and is limited to V <= {MAX_BRUTE_V} "

@@ -194,21 +194,6 @@ def _iid_row(p, q, n):
     return best
 
 
-@njit(cache=True, parallel=True)
-def _iid_batch(p, q, n):
-    B = p.shape[0]
-    out = np.empty(B)
-    for b in prange(B):
-        out[b] = _iid_row(p[b], q[b], n)
-    return out
-
-
-@njit(cache=True)
-def _iid_serial(p, q, n):
-    out = np.empty(p.shape[0])
-    for b in range(p.shape[0]):
-        out[b] = _iid_row(p[b], q[b], n)
-    return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -386,20 +371,21 @@ def _wor_row(p, q, n):
     return min(1.0, best)
 
 
+
+
 @njit(cache=True, parallel=True)
-def _wor_batch(p, q, n):
-    B = p.shape[0]
-    out = np.empty(B)
-    for b in prange(B):
-        out[b] = _wor_row(p[b], q[b], n)
+def _rows_parallel(p, q, n, wor):
+    out = np.empty(p.shape[0])
+    for b in prange(p.shape[0]):
+        out[b] = _wor_row(p[b], q[b], n) if wor else _iid_row(p[b], q[b], n)
     return out
 
 
 @njit(cache=True)
-def _wor_serial(p, q, n):
+def _rows_serial(p, q, n, wor):
     out = np.empty(p.shape[0])
     for b in range(p.shape[0]):
-        out[b] = _wor_row(p[b], q[b], n)
+        out[b] = _wor_row(p[b], q[b], n) if wor else _iid_row(p[b], q[b], n)
     return out
 
 
@@ -420,9 +406,7 @@ def prefix_dual(p: np.ndarray, q: np.ndarray, n: int, sampling: str = "iid") -> 
     """
     p = np.ascontiguousarray(p, dtype=np.float64)
     q = np.ascontiguousarray(q, dtype=np.float64)
-    parallel = p.shape[0] > 1
-    if sampling == "iid":
-        return (_iid_batch if parallel else _iid_serial)(p, q, int(n))
-    if sampling == "without_replacement":
-        return (_wor_batch if parallel else _wor_serial)(p, q, int(n))
-    raise SpecTheoryValueError(f"sampling: the sorted-prefix dual covers 'iid' and 'without_replacement', not {sampling!r}")
+    if sampling not in ("iid", "without_replacement"):
+        raise SpecTheoryValueError(f"sampling: the sorted-prefix dual covers 'iid' and 'without_replacement', not {sampling!r}")
+    kernel = _rows_parallel if p.shape[0] > 1 else _rows_serial
+    return kernel(p, q, int(n), sampling == "without_replacement")

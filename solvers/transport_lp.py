@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from spectheory._validation import SpecTheoryValueError, check_distribution, check_n
+from spectheory._validation import SpecTheoryValueError, check_single_pair
 from spectheory.schemes import get_scheme
 
 #: Default refusal limit on the number of LP variables T × |supp p|, checked before anything is
@@ -311,12 +311,8 @@ def transport_lp(p, q, n, sampling: str = "iid", backend: str = "highs", max_var
         if isinstance(max_variables, bool) or not isinstance(max_variables, numbers.Integral) or max_variables < 1:
             raise SpecTheoryValueError(f"max_variables: must be an integer >= 1 or None, got {max_variables!r}")
         limit = int(max_variables)
-    p = check_distribution(p, "p", allow_batch=False)
-    q = scheme.check_q(q)
-    n = check_n(n)
+    p, q, n = check_single_pair(p, q, n, scheme)
     V = p.shape[0]
-    if q.shape[-1] != V:
-        raise SpecTheoryValueError(f"p and q: vocabulary sizes differ (p has V = {V}, q has V = {q.shape[-1]})")
 
     support_p = np.flatnonzero(p > 0)
     Vp = len(support_p)

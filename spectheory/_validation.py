@@ -127,3 +127,16 @@ def check_pair(p, q, n, sampling: str):
         p_arr = p_arr[None]
         q_arr = q_arr[None]
     return p_arr, q_arr, n, batched
+
+
+def check_single_pair(p, q, n, scheme):
+    """Validate one position: ``p`` of shape (V,), ``q`` as the draft scheme expects it ((V,), or
+    (n, V) for independent drafters), and ``n``. Returns ``(p, q, n)`` as float64 arrays and int."""
+    p = check_distribution(p, "p", allow_batch=False)
+    q = scheme.check_q(q)
+    n = check_n(n)
+    if q.shape[-1] != p.shape[0]:
+        raise SpecTheoryValueError(
+            f"p and q: vocabulary sizes differ (p has V = {p.shape[0]}, q has V = {q.shape[-1]})"
+        )
+    return p, q, n
