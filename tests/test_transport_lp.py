@@ -317,6 +317,48 @@ def test_cvxpy_falls_back_to_highs_when_clarabel_fails(monkeypatch):
     check_plan(res, np.array([0.5, 0.5]))
 
 
+def test_cvxpy_uncertified_solution_is_resolved(monkeypatch):
+    import cvxpy as cp
+
+    original = cp.Problem.solve
+    used = []
+
+    def solve(self, *args, solver=None, **kwargs):
+        used.append(solver)
+        return original(self, *args, solver=solver, **kwargs)
+
+    monkeypatch.setattr(cp.Problem, "solve", solve)
+    p = np.array([0.2, 0.3, 0.5])
+    q = np.array([0.6, 0.1, 0.3])
+    transport_lp(p, q, 2, backend="cvxpy")
+    assert used == [cp.CLARABEL]  # certified: no second solve
+    used.clear()
+    monkeypatch.setattr(LP_MODULE, "_CERTIFIED_GAP", -1.0)  # nothing can be certified
+    res = transport_lp(p, q, 2, backend="cvxpy")
+    assert used == [cp.CLARABEL, cp.HIGHS]
+    assert abs(res.acceptance - subset_dual_brute(p, q, 2).acceptance) <= TOL
+    check_plan(res, p)
+
+
+@settings(max_examples=50, deadline=None)
+@given(data=hs.data())
+def test_certificate_helpers(data):
+    T = data.draw(hs.integers(1, 6))
+    Vp = data.draw(hs.integers(1, 5))
+    Qt = data.draw(distributions(T))
+    pp = data.draw(distributions(Vp))
+    rng = np.random.default_rng(data.draw(hs.integers(0, 2**32 - 1)))
+    noisy = np.outer(Qt, pp) * (1 + 0.1 * rng.standard_normal((T, Vp))) + 1e-3 * rng.standard_normal((T, Vp))
+    plan = LP_MODULE._round_to_marginals(noisy, Qt, pp)
+    assert plan.min() >= 0.0
+    np.testing.assert_allclose(plan.sum(axis=1), Qt, rtol=0, atol=1e-14)
+    np.testing.assert_allclose(plan.sum(axis=0), pp, rtol=0, atol=1e-14)
+    # any column prices give an upper bound on the value of any feasible plan
+    M = (rng.random((T, Vp)) < 0.5).astype(float)
+    v = rng.standard_normal(Vp)
+    assert LP_MODULE._dual_upper_bound(M, Qt, pp, v) >= float(np.vdot(M, plan)) - 1e-12
+
+
 def test_presolve_regression():
     # Q has masses ~1e-15 here; with presolve on, HiGHS declared this LP infeasible (scipy 1.17).
     rng = np.random.default_rng(1234)
