@@ -10,7 +10,7 @@
 from .brute_dual import MAX_BRUTE_V, SubsetDualResult, subset_dual_brute
 from .closed_forms import greedy_bound, hub_bound
 from .sorted_prefix import prefix_dual, prefix_dual_numpy
-from .transport_lp import MAX_LP_VARIABLES, TransportLPResult, transport_lp
+from .transport import MAX_LP_VARIABLES, TransportLPResult, transport_lp
 from .exponential_race import wor_containment, wor_containment_prefixes
 from .optimal import optimal_acceptance
 

@@ -10,7 +10,7 @@ from spectheory.schemes import get_scheme
 from .brute_dual import MAX_BRUTE_V, subset_dual_brute
 from .closed_forms import greedy_bound, hub_bound
 from .sorted_prefix import prefix_dual
-from .transport_lp import transport_lp
+from .transport import transport_lp
 
 METHODS = ("auto", "dual", "lp", "brute")
 

@@ -1,4 +1,4 @@
-"""Tests for the SpecTr transport LP (solvers/transport_lp.py).
+"""Tests for the SpecTr transport LP (solvers/transport.py).
 
 The LP optimum must equal the brute-force subset (min-cut) dual for every draft scheme, with both
 backends, and the returned plan must be a feasible coupling. Distributions are generated locally with
@@ -26,7 +26,7 @@ from spectheory.solvers import (
 
 TOL = 1e-8
 SCHEMES = ["iid", "without_replacement", "greedy", "hub", "independent"]
-LP_MODULE = sys.modules["spectheory.solvers.transport_lp"]
+LP_MODULE = sys.modules["spectheory.solvers.transport"]
 
 
 # --------------------------------------------------------------------------- strategies
