@@ -78,12 +78,12 @@ def _worker(conn) -> None:
         msg = conn.recv()
         if msg is None:
             return
-        p, q, n, sampling, backend, repeats, repeat_total_s = msg
+        p, q, n, sampling, backend, repeats, repeat_total_s, max_variables = msg
         try:
             out = {}
 
             def solve():
-                out["acc"] = transport_lp(p, q, n, sampling, backend).acceptance
+                out["acc"] = transport_lp(p, q, n, sampling, backend, max_variables=max_variables).acceptance
 
             times = time_call(solve, repeats, max_total_s=repeat_total_s)
             conn.send(("ok", out["acc"], times))
@@ -108,11 +108,11 @@ class LPWorker:
         if not self.conn.poll(300) or self.conn.recv() != "ready":
             raise RuntimeError("bench_lp: the LP worker did not start")
 
-    def solve(self, p, q, n, sampling, backend, repeats, budget):
+    def solve(self, p, q, n, sampling, backend, repeats, budget, max_variables=None):
         """Returns (status, acceptance or message, times)."""
         if self.proc is None or not self.proc.is_alive():
             self.start()
-        self.conn.send((p, q, n, sampling, backend, repeats, 1.0))
+        self.conn.send((p, q, n, sampling, backend, repeats, 1.0, max_variables))
         # repeats only happen while the solves so far total under a second, hence the small slack
         if self.conn.poll(budget + 2.0):
             try:
@@ -163,6 +163,11 @@ def main(argv=None) -> int:
         "LP solvers run on one core); 0 = numba's default",
     )
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--max-variables", type=int, default=None,
+        help="passed to transport_lp: measure beyond the package's refusal limit (default: that limit)",
+    )
+    ap.add_argument("--fine", action="store_true", help="V grid 4, 6, 8, 12, 16, 24, ... instead of powers of 2")
     args = ap.parse_args(argv)
 
     budget = args.budget if args.budget is not None else (20.0 if args.quick else 60.0)
@@ -198,7 +203,7 @@ def main(argv=None) -> int:
                     p, q = instance(V, args.seed)
                     dual_val, dual_s = dual_time(p, q, n, sampling, args.dual_repeats)
                     for backend in list(active):
-                        status, res, times = worker.solve(p, q, n, sampling, backend, args.repeats, budget)
+                        status, res, times = worker.solve(p, q, n, sampling, backend, args.repeats, budget, args.max_variables)
                         row = dict(
                             sampling=sampling,
                             n=n,
@@ -234,7 +239,7 @@ def main(argv=None) -> int:
                             file=sys.stderr,
                             flush=True,
                         )
-                    V *= 2
+                    V = (V * 3 // 2 if V & (V - 1) == 0 else V * 4 // 3) if args.fine else V * 2
     finally:
         worker.stop()
 
