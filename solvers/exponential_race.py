@@ -33,6 +33,7 @@ import numpy as np
 from numba import njit
 
 from spectheory._validation import SpecTheoryValueError, check_distribution, check_n
+from spectheory.schemes import _as_mask
 
 #: Trapezoid step in log t. 0.5 gives ~1e-6, 0.35 ~3e-10, 0.25 ~1e-14 against exact enumeration.
 H_STEP = 0.25
@@ -98,16 +99,18 @@ def bernoulli_probs(u: np.ndarray, qx: float, t: np.ndarray, lam: np.ndarray, j_
 
 
 @njit(cache=True)
-def absorb_token(state: np.ndarray, t: np.ndarray, lam: np.ndarray, qx: float, u: np.ndarray) -> None:
-    """Multiply the truncated Poisson-binomial laws (state[c, j] = P(N(t_j) = c), c < k) by one
-    token's Bernoulli(u_j), u_j = 1 − e^{−qx t_j}. ``u`` is scratch space of length M (allocating
-    it per token would dominate the cost)."""
+def absorb_token(
+    state: np.ndarray, t: np.ndarray, lam: np.ndarray, qx: float, u: np.ndarray, j_start: int = 0
+) -> None:
+    """Multiply the truncated Poisson-binomial laws (state[c, j] = P(N(t_j) = c), c < k) at nodes
+    j ≥ j_start by one token's Bernoulli(u_j), u_j = 1 − e^{−qx t_j}. ``u`` is scratch space of
+    length M (allocating it per token would dominate the cost)."""
     k, m = state.shape
-    bernoulli_probs(u, qx, t, lam, 0)
+    bernoulli_probs(u, qx, t, lam, j_start)
     for c in range(k - 1, 0, -1):
-        for j in range(m):
+        for j in range(j_start, m):
             state[c, j] = state[c, j] + (state[c - 1, j] - state[c, j]) * u[j]
-    for j in range(m):
+    for j in range(j_start, m):
         state[0, j] = state[0, j] * (1.0 - u[j])
 
 
@@ -207,18 +210,7 @@ def wor_containment(q, n: int, H) -> float:
     0.514285714286
     """
     q = check_distribution(q, "q", allow_batch=False)
-    V = q.shape[0]
-    h = np.asarray(H)
-    mask = np.zeros(V, dtype=bool)
-    if h.dtype == bool:
-        if h.shape != (V,):
-            raise SpecTheoryValueError(f"H: boolean mask must have shape ({V},), got {h.shape}")
-        mask = h
-    else:
-        idx = h.astype(np.int64).ravel()
-        if idx.size and (idx.min() < 0 or idx.max() >= V):
-            raise SpecTheoryValueError(f"H: token ids must lie in [0, {V})")
-        mask[idx] = True
+    mask = _as_mask(H, q.shape[0])
     order = np.concatenate([np.flatnonzero(mask), np.flatnonzero(~mask)])
     return float(wor_containment_prefixes(q, n, order)[int(mask.sum())])
 
@@ -289,12 +281,7 @@ def absorb_or_defer(state, t, lam, qx, u, D, J):
             D[j1, r] += pw
             pw *= qx
     if j1 < m:
-        bernoulli_probs(u, qx, t, lam, j1)
-        for c in range(k - 1, 0, -1):
-            for j in range(j1, m):
-                state[c, j] = state[c, j] + (state[c - 1, j] - state[c, j]) * u[j]
-        for j in range(j1, m):
-            state[0, j] = state[0, j] * (1.0 - u[j])
+        absorb_token(state, t, lam, qx, u, j1)
     return j1 > 0
 
 

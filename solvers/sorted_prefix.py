@@ -32,8 +32,6 @@ Cost: O(V) plus the sort of the candidate buckets for iid; O(V·n·M) for withou
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 from numba import njit, prange
 
@@ -264,16 +262,11 @@ def _wor_row(p, q, n):
         bP[b + 2] = bP[b + 1] + b_p[b]
         bQ[b + 2] = bQ[b + 1] + b_q[b]
         bN[b + 2] = bN[b + 1] + offsets[b + 1] - offsets[b]
-    bP[1] = 0.0
     s = 0.0
-    bS[nbd - 1] = 0.0
     for b in range(nb - 1, -1, -1):
         s += b_q[b]
         bS[b + 1] = s
-    zq = 0.0
-    for i in zero_ids:
-        zq += q[i]
-    bS[0] = s + zq
+    bS[0] = s + bQ[1]  # the p = 0 group's draft mass
     # exact value once every token with q > 0 is inside: C = 1
     best = bP[nbd - 1]
     U = best
