@@ -4,9 +4,11 @@
 * :func:`subset_dual_brute` — the subset (min-cut) dual by enumeration of all 2^V subsets, any scheme.
 * :func:`prefix_dual` — the sorted-prefix algorithm (iid, without_replacement), any V, batched.
 * :func:`greedy_bound`, :func:`hub_bound` — closed forms for greedy drafting and the SpecHub joint.
+* :func:`canonical_selection` — Khisti et al.'s selection LP (canonical optimal verifier), cvxpy.
 * :func:`optimal_acceptance` — the public dispatcher (also ``spectheory.optimal_acceptance``).
 """
 
+from .canonical import MAX_SELECTION_VARIABLES, CanonicalResult, canonical_selection
 from .brute_dual import MAX_BRUTE_V, SubsetDualResult, subset_dual_brute
 from .closed_forms import greedy_bound, hub_bound
 from .sorted_prefix import prefix_dual, prefix_dual_numpy
@@ -15,6 +17,9 @@ from .exponential_race import wor_containment, wor_containment_prefixes
 from .optimal import optimal_acceptance
 
 __all__ = [
+    "CanonicalResult",
+    "MAX_SELECTION_VARIABLES",
+    "canonical_selection",
     "MAX_BRUTE_V",
     "MAX_LP_VARIABLES",
     "SubsetDualResult",

@@ -15,6 +15,8 @@ from .schemes import SCHEMES, DraftScheme, TupleLaw, get_scheme
 # direction (simulations -> solvers -> core) while exposing the public entry points here.
 from . import solvers  # noqa: E402
 from .solvers.optimal import optimal_acceptance  # noqa: E402
+from . import verifiers  # noqa: E402
+from .verifiers import acceptance, verifier  # noqa: E402
 
 __version__ = "0.1.0"
 
@@ -24,10 +26,13 @@ __all__ = [
     "DraftScheme",
     "SpecTheoryValueError",
     "TupleLaw",
+    "acceptance",
     "from_logits",
     "get_scheme",
     "optimal_acceptance",
     "solvers",
+    "verifier",
+    "verifiers",
 ]
 
 

@@ -113,6 +113,11 @@ class DraftScheme:
     def tuple_law(self, q, n: int) -> TupleLaw:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def tuple_probability(self, q, drafts) -> float:  # pragma: no cover - abstract
+        """Q(drafts): the probability that the scheme draws exactly this ordered tuple (0 for a tuple
+        the scheme cannot produce). ``len(drafts)`` is the number of drafts drawn."""
+        raise NotImplementedError
+
     def containment(self, q, n: int, H) -> float:
         """C(H) = Q(all drafts in H), by summing the exact tuple law (subclasses override with
         closed forms)."""
@@ -139,6 +144,9 @@ class IID(DraftScheme):
         tuples = np.array(list(itertools.product(support, repeat=n)), dtype=np.int64).reshape(-1, n)
         probs = np.prod(q[tuples], axis=1)
         return TupleLaw(tuples, probs)
+
+    def tuple_probability(self, q, drafts):
+        return float(np.prod(q[drafts]))
 
     def containment(self, q, n, H):
         q = self.check_q(q)
@@ -184,6 +192,16 @@ class WithoutReplacement(DraftScheme):
             probs[chunk] = pr
         return TupleLaw(tuples, probs)
 
+    def tuple_probability(self, q, drafts):
+        if len(set(drafts.tolist())) < len(drafts) or len(drafts) > np.count_nonzero(q > 0):
+            return 0.0
+        remaining = q.copy()
+        prob = 1.0
+        for x in drafts:
+            prob *= remaining[x] / remaining.sum()
+            remaining[x] = 0.0
+        return float(prob)
+
 
 class Greedy(DraftScheme):
     name = "greedy"
@@ -212,6 +230,12 @@ class Greedy(DraftScheme):
         last = np.flatnonzero(q_rest > 0)
         tuples = np.concatenate([np.tile(top, (len(last), 1)), last[:, None]], axis=1).astype(np.int64)
         return TupleLaw(tuples, q_rest[last])
+
+    def tuple_probability(self, q, drafts):
+        q, k, top, q_rest = self._split(q, len(drafts))
+        if k != len(drafts) or not np.array_equal(drafts[:-1], top):
+            return 0.0
+        return float(q_rest[drafts[-1]])
 
     def containment(self, q, n, H):
         q, k, top, q_rest = self._split(q, n)
@@ -264,6 +288,20 @@ class Hub(DraftScheme):
         probs = np.concatenate([q[others], q[a] * q[others] / rest_mass])
         return TupleLaw(tuples, probs)
 
+    def tuple_probability(self, q, drafts):
+        a = self.hub(q)
+        if len(drafts) == 1:
+            return 1.0 if np.count_nonzero(q > 0) == 1 and drafts[0] == a else 0.0
+        if len(drafts) != 2 or np.count_nonzero(q > 0) < 2:
+            return 0.0
+        x1, x2 = int(drafts[0]), int(drafts[1])
+        rest_mass = q.sum() - q[a] if q[a] < 0.5 else np.delete(q, a).sum()
+        if x1 != a and x2 == a:
+            return float(q[x1])
+        if x1 == a and x2 != a:
+            return float(q[a] * q[x2] / rest_mass)
+        return 0.0
+
     def containment(self, q, n, H):
         q = self.check_q(q)
         k = self.effective_n(q, n)
@@ -313,6 +351,11 @@ class Independent(DraftScheme):
         tuples = np.array(list(itertools.product(*supports)), dtype=np.int64).reshape(-1, n)
         probs = np.prod(q[np.arange(n), tuples], axis=1)
         return TupleLaw(tuples, probs)
+
+    def tuple_probability(self, q, drafts):
+        if q.ndim != 2 or q.shape[0] != len(drafts):
+            return 0.0
+        return float(np.prod(q[np.arange(len(drafts)), drafts]))
 
     def containment(self, q, n, H):
         q, n = self._rows(q, n)

@@ -11,11 +11,11 @@ import spectheory
 
 def _modules():
     names = {"spectheory"}
-    for pkg in ("spectheory", "spectheory.solvers", "spectheory.simulations"):
+    for pkg in ("spectheory", "spectheory.solvers", "spectheory.simulations", "spectheory.verifiers"):
         mod = importlib.import_module(pkg)
         names.add(pkg)
         for info in pkgutil.iter_modules(mod.__path__):
-            if pkg == "spectheory" and info.name in ("solvers", "simulations", "__main__", "examples"):
+            if pkg == "spectheory" and info.name in ("solvers", "simulations", "verifiers", "__main__", "examples"):
                 continue
             names.add(f"{pkg}.{info.name}")
     return sorted(names)
@@ -32,5 +32,7 @@ def test_examples_exist():
     """The public entry points carry runnable examples."""
     finder = doctest.DocTestFinder()
     for obj in (spectheory.optimal_acceptance, spectheory.from_logits, spectheory.solvers.transport_lp,
-                spectheory.solvers.subset_dual_brute, spectheory.solvers.prefix_dual):
+                spectheory.solvers.subset_dual_brute, spectheory.solvers.prefix_dual,
+                spectheory.acceptance, spectheory.verifier, spectheory.verifiers.exact_output_law,
+                spectheory.solvers.canonical_selection):
         assert any(t.examples for t in finder.find(obj)), obj.__name__

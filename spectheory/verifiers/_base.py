@@ -1,0 +1,163 @@
+"""The verifier interface shared by every published multi-draft verifier.
+
+A verifier turns drafts X = (X_1, ..., X_n), drawn by its native draft scheme from the draft
+distribution q, into one output token Y. It is *lossless* when Y ~ p exactly, whatever q is; its
+*acceptance* is P(Y ∈ {X_1, ..., X_n}) (REFERENCE §3).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .._validation import SpecTheoryValueError, check_distribution, check_n, check_pair, check_single_pair
+from ..schemes import _check_rng, get_scheme
+from ._branching import RandomOracle
+
+
+@dataclass(frozen=True)
+class Acceptance:
+    """A verifier's acceptance with its provenance.
+
+    Attributes
+    ----------
+    value : float or numpy.ndarray
+        The acceptance (an array of shape (B,) for a batch).
+    stderr : float or numpy.ndarray
+        Standard error of ``value``: 0 where it is exact.
+    exact : bool
+        Whether ``value`` is exact (a closed form or an exact recursion) rather than an estimate.
+    method : str
+        How it was computed (``"closed form"``, ``"recursion"``, ``"monte carlo"``, ...).
+    """
+
+    value: object
+    stderr: object
+    exact: bool
+    method: str
+
+
+def residual(R: np.ndarray, D: np.ndarray) -> np.ndarray:
+    """norm((R − D)+), the law of the output after a rejection; R itself when (R − D)+ has no mass.
+
+    The zero-mass case occurs only when R = D, where a rejection has probability 0 (REFERENCE §3);
+    returning R keeps the rule defined there without affecting any branch of positive probability.
+    Works on (V,) vectors and row-wise on (B, V) batches.
+    """
+    r = np.maximum(R - D, 0.0)
+    mass = r.sum(axis=-1, keepdims=True)
+    return np.where(mass > 0, r / np.where(mass > 0, mass, 1.0), R)
+
+
+def accept_prob(target_mass: float, draft_mass: float) -> float:
+    """min(1, target/draft), with the convention 1 when the draft mass is 0 (never drafted)."""
+    if target_mass >= draft_mass:  # also covers draft_mass = 0 and avoids overflow in the ratio
+        return 1.0
+    return target_mass / draft_mass
+
+
+class Verifier:
+    """Base class of the multi-draft verifiers.
+
+    Subclasses set ``name``, ``sampling`` (the native draft scheme) and implement ``_rule`` and
+    ``_acceptance``. The public methods validate their inputs and share one code path:
+
+    * :meth:`draft` draws the drafts with the native scheme;
+    * :meth:`verify` runs ``_rule`` with random decisions;
+    * :func:`~spectheory.verifiers.exact_output_law` runs the same ``_rule`` over every branch;
+    * :meth:`acceptance` is the verifier's exact acceptance, computed independently of ``_rule``.
+    """
+
+    name: str = ""
+    sampling: str = "iid"
+    #: draft schemes the verifier may be used with (its native one first)
+    samplings: tuple[str, ...] = ()
+
+    def __repr__(self) -> str:
+        return f"<verifier {self.name!r} (drafts: {self.sampling})>"
+
+    # -- validation ---------------------------------------------------------------------------
+    @property
+    def scheme(self):
+        return get_scheme(self.sampling)
+
+    def check_n(self, n) -> int:
+        """Raise if the verifier does not support ``n`` drafts; subclasses narrow this."""
+        return check_n(n)
+
+    def check_drafts(self, p, q, drafts):
+        """Validate one position and a draft tuple; return (p, q, drafts) as float64/int64 arrays."""
+        p, q, _ = check_single_pair(p, q, 1, self.scheme)
+        d = np.asarray(drafts)
+        if d.ndim != 1 or d.size == 0:
+            raise SpecTheoryValueError(f"drafts: expected a non-empty 1-D array of token ids, got shape {d.shape}")
+        if not np.issubdtype(d.dtype, np.integer):
+            if np.issubdtype(d.dtype, np.floating) and np.all(np.isfinite(d)) and np.all(d == np.round(d)):
+                d = d.astype(np.int64)
+            else:
+                raise SpecTheoryValueError(f"drafts: token ids must be integers, got dtype {d.dtype}")
+        d = d.astype(np.int64)
+        V = p.shape[0]
+        if d.min() < 0 or d.max() >= V:
+            bad = int(d[(d < 0) | (d >= V)][0])
+            raise SpecTheoryValueError(f"drafts: token id {bad} is outside the vocabulary [0, {V})")
+        self._check_draft_count(len(d), q)
+        if self.scheme.tuple_probability(q, d) <= 0:
+            raise SpecTheoryValueError(
+                f"drafts: the tuple {d.tolist()} is impossible under {self.sampling!r} drafting from q "
+                f"({self._why_impossible(q, d)})"
+            )
+        return p, q, d
+
+    def _check_draft_count(self, k: int, q: np.ndarray) -> None:
+        self.check_n(k)
+
+    def _why_impossible(self, q, d) -> str:
+        if np.any(q[d] <= 0) if q.ndim == 1 else np.any(q[np.arange(len(d)) % q.shape[0], d] <= 0):
+            return "a draft has q = 0"
+        if self.scheme.distinct and len(set(d.tolist())) < len(d):
+            return "a token is repeated, but this scheme draws distinct tokens"
+        return "see spectheory.schemes for the scheme's tuple law"
+
+    # -- the three operations -----------------------------------------------------------------
+    def draft(self, q, n, rng=None) -> np.ndarray:
+        """Draw ``n`` drafts from q with the native scheme (fewer for distinct schemes when q has a
+        smaller support). ``rng``: a :class:`numpy.random.Generator` or an integer seed."""
+        self.check_n(n)
+        return self.scheme.sample(q, n, _check_rng(rng))
+
+    def verify(self, p, q, drafts, rng=None) -> tuple[int, bool]:
+        """Run the verifier on ``drafts``; return ``(token, accepted)``, ``accepted = token ∈ drafts``."""
+        p, q, d = self.check_drafts(p, q, drafts)
+        rng = _check_rng(rng)
+        out = self._rule(p, q, d, RandomOracle(rng))
+        token = int(out) if not isinstance(out, np.ndarray) else int(rng.choice(p.shape[0], p=out / out.sum()))
+        return token, bool(np.any(d == token))
+
+    def acceptance(self, p, q, n):
+        """Exact acceptance P(Y ∈ drafts) for ``n`` drafts: a float, or shape (B,) for a batch."""
+        return self.acceptance_detail(p, q, n).value
+
+    def acceptance_detail(self, p, q, n) -> Acceptance:
+        """:meth:`acceptance` with its standard error and method (see :class:`Acceptance`)."""
+        n = self.check_n(n)
+        P, Q, n, batched = check_pair(p, q, n, self.sampling)
+        acc = self._acceptance(P, Q, n)
+        if not isinstance(acc, Acceptance):
+            acc = Acceptance(np.clip(acc, 0.0, 1.0), np.zeros(len(acc)), True, "closed form")
+        if batched:
+            return acc
+        return Acceptance(float(acc.value[0]), float(np.asarray(acc.stderr)[0]), acc.exact, acc.method)
+
+    # -- subclass hooks -----------------------------------------------------------------------
+    def _rule(self, p, q, drafts, oracle):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _acceptance(self, P: np.ndarray, Q: np.ndarray, n: int):  # pragma: no cover - abstract
+        """Acceptance for validated batches P, Q (shape (B, V)); returns (B,) or an Acceptance."""
+        raise NotImplementedError
+
+
+def as_distribution(x, name: str) -> np.ndarray:
+    return check_distribution(x, name, allow_batch=False)
