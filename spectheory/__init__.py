@@ -17,6 +17,7 @@ from . import solvers  # noqa: E402
 from .solvers.optimal import optimal_acceptance  # noqa: E402
 from . import verifiers  # noqa: E402
 from .verifiers import acceptance, verifier  # noqa: E402
+from .compare import compare  # noqa: E402
 
 __version__ = "0.1.0"
 
@@ -27,6 +28,7 @@ __all__ = [
     "SpecTheoryValueError",
     "TupleLaw",
     "acceptance",
+    "compare",
     "from_logits",
     "get_scheme",
     "optimal_acceptance",

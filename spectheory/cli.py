@@ -282,11 +282,85 @@ def _format_table(header, rows) -> str:
     return "\n".join(lines)
 
 
+# --------------------------------------------------------------------------- compare
+
+VERIFIER_NAMES = ("sd", "rrs", "rrs_wor", "kseq", "spechub", "greedy", "optimal")
+
+
+def _add_compare(subparsers) -> None:
+    p = subparsers.add_parser(
+        "compare",
+        help="every verifier's exact acceptance against the optimal acceptance of its draft scheme",
+        description="For each n: each verifier's exact acceptance, the optimal acceptance α* of the draft "
+        "scheme it uses, and the gap. With several positions (B, V) the values are means over positions. "
+        "rrs_wor beyond its exact limit (n > 2, large support) is an estimate, shown with ± its standard "
+        "error. Also writes a PNG plot of acceptance against n.",
+    )
+    _add_input_arguments(p)
+    p.add_argument("-n", nargs="+", default=None, metavar="N", help="draft counts: '-n 1 2 4 8' (default), '-n 1-8' or '-n 1,2,4'")
+    p.add_argument(
+        "--verifiers", nargs="+", choices=VERIFIER_NAMES, default=None, metavar="NAME",
+        help="verifiers to compare: " + ", ".join(VERIFIER_NAMES) + " (default: all; sd is shown at n = 1 "
+        "and spechub at n = 2 only; optimal adds rows for iid and without_replacement)",
+    )
+    p.add_argument("--plot", default="compare.png", metavar="PNG", help="where to write the plot (default compare.png)")
+    p.add_argument("--no-plot", action="store_true", help="do not write the plot")
+    p.add_argument("--csv", default=None, metavar="CSV", help="also write the table as CSV")
+    p.add_argument("--json", action="store_true", help="print a JSON object instead of a table")
+    p.set_defaults(func=_run_compare)
+
+
+def _run_compare(args) -> int:
+    from .compare import DEFAULT_VERIFIERS, compare, plot_comparison, rows_as_dicts
+    from .io import write_csv_atomic
+
+    _check_processing(args)
+    ns = parse_n_list(args.n) if args.n is not None else [1, 2, 4, 8]
+    if not args.no_plot and not str(args.plot).lower().endswith(".png"):
+        raise CLIError(f"--plot: expected a .png path, got {args.plot!r}")
+    p, q = _load_pair(args, independent=False)
+    B, V = p.shape
+    names = tuple(args.verifiers) if args.verifiers else DEFAULT_VERIFIERS
+    rows = compare(p, q, ns, names, progress=sys.stderr.isatty() and not args.json)
+    dicts = rows_as_dicts(rows)
+    if args.csv:
+        write_csv_atomic(args.csv, dicts)
+    if not args.no_plot:
+        plot_comparison(rows, args.plot, title=f"verifiers vs optimal acceptance (V = {V}, {B} position{'s' if B != 1 else ''})")
+    if args.json:
+        out = {
+            "V": V,
+            "positions": B,
+            "rows": dicts,
+            "plot": None if args.no_plot else args.plot,
+            "settings": {"target": args.target, "draft": args.draft, "logits": bool(args.logits),
+                         "temperature": (1.0 if args.temperature is None else args.temperature) if args.logits else None,
+                         "top_k": args.top_k, "top_p": args.top_p, "n": ns, "verifiers": list(names)},
+        }
+        print(json.dumps(out, indent=2))
+        return 0
+    where = f"V = {V}, {B} position{'s' if B != 1 else ''}" + ("; means over positions" if B > 1 else "")
+    print(f"verifiers against the optimal acceptance of their draft scheme  ({where})")
+    table = []
+    for r in rows:
+        acc = f"{r.acceptance:.6f}" if r.exact else f"{r.acceptance:.4f} ± {r.stderr:.1g}"
+        gap = 0.0 if abs(r.gap) < 5e-13 else r.gap  # rounding noise, not a negative gap
+        table.append([r.verifier, r.sampling, str(r.n), acc, f"{r.bound:.6f}", f"{gap:.6f}"])
+    print(_format_table(["verifier", "draft scheme", "n", "acceptance", "optimal", "gap"], table))
+    if any(not r.exact for r in rows):
+        print("± : estimate with its standard error (rrs_wor, n > 2 beyond the exact recursion's limit)")
+    if not args.no_plot:
+        print(f"plot: {args.plot}")
+    if args.csv:
+        print(f"csv: {args.csv}")
+    return 0
+
+
 # --------------------------------------------------------------------------- entry point
 
-#: Subcommand builders, in the order ``--help`` lists them (compare, mdp, simulate, record, replay
-#: and report are to come).
-_COMMANDS = (_add_bound,)
+#: Subcommand builders, in the order ``--help`` lists them (mdp, simulate, record, replay and report
+#: are to come).
+_COMMANDS = (_add_bound, _add_compare)
 
 
 def build_parser() -> argparse.ArgumentParser:

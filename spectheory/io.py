@@ -11,6 +11,7 @@ e.g. ``"--target: file not found: x.npy"``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import struct
@@ -197,10 +198,31 @@ def load_array(path, name: str = "array", key: str | None = None) -> np.ndarray:
     return a
 
 
+@contextlib.contextmanager
+def atomic_path(path):
+    """Yield a temporary path next to ``path``; on success it is moved onto ``path`` with
+    :func:`os.replace` (atomic), on failure it is removed. A reader sees the old file or the new one,
+    never a partial one. For writers that take a file name (``savefig``, ``np.save``, CSV)."""
+    path = Path(path)
+    directory = path.parent if str(path.parent) else Path(".")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=directory)
+    os.close(fd)
+    try:
+        yield tmp
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
 def write_json_atomic(path, obj, *, indent: int | None = 2) -> None:
-    """Write ``obj`` as JSON to ``path`` atomically: a temporary file in the same folder, then
-    :func:`os.replace`, so a reader sees the old file or the new one, never a partial one.
-    NumPy scalars and arrays are converted to Python numbers and lists."""
+    """Write ``obj`` as JSON to ``path`` atomically (see :func:`atomic_path`). NumPy scalars and
+    arrays are converted to Python numbers and lists."""
 
     def default(o):
         if isinstance(o, np.ndarray):
@@ -211,22 +233,22 @@ def write_json_atomic(path, obj, *, indent: int | None = 2) -> None:
             return str(o)
         raise TypeError(f"Object of type {type(o).__name__} is not JSON serializable")
 
-    path = Path(path)
-    directory = path.parent if str(path.parent) else Path(".")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+    with atomic_path(path) as tmp:
+        with open(tmp, "w", encoding="utf-8") as fh:
             json.dump(obj, fh, indent=indent, default=default, allow_nan=True)
             fh.write("\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+
+
+def write_csv_atomic(path, rows: list[dict]) -> None:
+    """Write a list of flat dicts as CSV (header from the first row's keys) atomically."""
+    import csv
+
+    with atomic_path(path) as tmp:
+        with open(tmp, "w", encoding="utf-8", newline="") as fh:
+            if rows:
+                writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+                writer.writeheader()
+                writer.writerows(rows)
 
 
 def example_path(name: str) -> Path:

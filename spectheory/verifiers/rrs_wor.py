@@ -3,6 +3,7 @@ arXiv 2402.14160; Sequoia, Chen et al., arXiv 2402.12374, Algorithm 2)."""
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 
 from .._validation import SpecTheoryValueError
@@ -89,38 +90,67 @@ def _two_draft_rows(P: np.ndarray, Q: np.ndarray) -> np.ndarray:
     return out
 
 
-def _estimate_rows(P, Q, n, paths, seed):
+@numba.njit(cache=True, parallel=True)
+def _rb_paths(p, q, k, u):  # pragma: no cover - compiled
+    paths = u.shape[0]
+    V = p.shape[0]
+    out = np.empty(paths)
+    for j in numba.prange(paths):
+        R = p.copy()
+        D = q.copy()
+        total = 0.0
+        alive = 1.0
+        for i in range(k):
+            a = 0.0
+            rej = 0.0
+            for x in range(V):
+                m = min(R[x], D[x])
+                a += m
+                rej += D[x] - m
+            total += alive * a
+            if i == k - 1 or rej <= 0.0:
+                break
+            # the rejected token, from (D − R)+ / Σ(D − R)+ by inverse CDF
+            target = u[j, i] * rej
+            acc = 0.0
+            pick = -1
+            for x in range(V):
+                w = D[x] - min(R[x], D[x])
+                if w > 0.0:
+                    pick = x
+                    acc += w
+                    if acc >= target:
+                        break
+            alive *= max(1.0 - a, 0.0)
+            # R ← norm((R − D)+), D ← D without the rejected token, renormalised
+            mass = 0.0
+            for x in range(V):
+                mass += max(R[x] - D[x], 0.0)
+            if mass > 0.0:
+                for x in range(V):
+                    R[x] = max(R[x] - D[x], 0.0) / mass
+            D[pick] = 0.0
+            dm = 0.0
+            for x in range(V):
+                dm += D[x]
+            if dm > 0.0:
+                for x in range(V):
+                    D[x] /= dm
+        out[j] = total
+    return out
+
+
+def _estimate_row(p, q, k, paths, seed):
     """Rao–Blackwellised estimate: sample rejection histories, add the exact acceptance of each step.
 
     With a_i = Σ min(R_i, D_i) at the sampled state, P(accept) = E[a_1 + (1 − a_1)(a_2 + (1 − a_2)(…))]
     when the rejected token is drawn from (D_i − R_i)+ / (1 − a_i): an unbiased estimator whose only
-    randomness is which tokens were rejected.
+    randomness is which tokens were rejected. Returns (mean, standard error). The uniforms come from
+    ``numpy.random.default_rng(seed)``, so the result does not depend on the thread count.
     """
-    rng = np.random.default_rng(seed)
-    means, errs = np.empty(P.shape[0]), np.empty(P.shape[0])
-    for b in range(P.shape[0]):
-        k = min(n, int(np.count_nonzero(Q[b] > 0)))
-        R = np.tile(P[b], (paths, 1))
-        D = np.tile(Q[b], (paths, 1))
-        total = np.zeros(paths)
-        alive = np.ones(paths)
-        for i in range(k):
-            overlap = np.minimum(R, D)
-            a = overlap.sum(axis=1)
-            total += alive * a
-            if i == k - 1:
-                break
-            reject = D - overlap
-            cdf = np.cumsum(reject, axis=1)
-            u = rng.random(paths) * cdf[:, -1]
-            x = np.minimum((cdf < u[:, None]).sum(axis=1), P.shape[1] - 1)
-            alive *= np.clip(1.0 - a, 0.0, 1.0)
-            R = residual(R, D)
-            D[np.arange(paths), x] = 0.0
-            D /= np.where(D.sum(axis=1, keepdims=True) > 0, D.sum(axis=1, keepdims=True), 1.0)
-        means[b] = total.mean()
-        errs[b] = total.std(ddof=1) / np.sqrt(paths) if paths > 1 else np.inf
-    return means, errs
+    u = np.random.default_rng(seed).random((paths, max(k - 1, 1)))
+    totals = _rb_paths(np.ascontiguousarray(p), np.ascontiguousarray(q), k, u)
+    return float(totals.mean()), float(totals.std(ddof=1) / np.sqrt(paths))
 
 
 class RecursiveRejectionWOR(Verifier):
@@ -189,8 +219,7 @@ class RecursiveRejectionWOR(Verifier):
                 value[b] = _exact_row(P[b], Q[b], int(k[b]))
                 methods.add("recursion")
             else:
-                m, e = _estimate_rows(P[b : b + 1], Q[b : b + 1], int(k[b]), self.paths, (self.seed, b))
-                value[b], stderr[b] = m[0], e[0]
+                value[b], stderr[b] = _estimate_row(P[b], Q[b], int(k[b]), self.paths, (self.seed, b))
                 exact = False
                 methods.add(f"rao-blackwellised monte carlo ({self.paths} histories)")
         return Acceptance(np.clip(value, 0.0, 1.0), stderr, exact, " + ".join(sorted(methods)))
