@@ -113,6 +113,11 @@ class DraftScheme:
     def tuple_law(self, q, n: int) -> TupleLaw:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def tuple_possible(self, q, drafts) -> bool:
+        """Whether the scheme can draw this ordered tuple (its probability is positive, even where
+        :meth:`tuple_probability` underflows to 0 in float64)."""
+        return self.tuple_probability(q, drafts) > 0
+
     def tuple_probability(self, q, drafts) -> float:  # pragma: no cover - abstract
         """Q(drafts): the probability that the scheme draws exactly this ordered tuple (0 for a tuple
         the scheme cannot produce). ``len(drafts)`` is the number of drafts drawn."""
@@ -147,6 +152,9 @@ class IID(DraftScheme):
 
     def tuple_probability(self, q, drafts):
         return float(np.prod(q[drafts]))
+
+    def tuple_possible(self, q, drafts):
+        return bool(np.all(q[drafts] > 0))
 
     def containment(self, q, n, H):
         q = self.check_q(q)
@@ -191,6 +199,11 @@ class WithoutReplacement(DraftScheme):
                 remaining[rows, pos[chunk, i]] = 0.0
             probs[chunk] = pr
         return TupleLaw(tuples, probs)
+
+    def tuple_possible(self, q, drafts):
+        return bool(
+            np.all(q[drafts] > 0) and len(set(drafts.tolist())) == len(drafts) and len(drafts) <= np.count_nonzero(q > 0)
+        )
 
     def tuple_probability(self, q, drafts):
         if len(set(drafts.tolist())) < len(drafts) or len(drafts) > np.count_nonzero(q > 0):
@@ -288,6 +301,16 @@ class Hub(DraftScheme):
         probs = np.concatenate([q[others], q[a] * q[others] / rest_mass])
         return TupleLaw(tuples, probs)
 
+    def tuple_possible(self, q, drafts):
+        a = self.hub(q)
+        support = int(np.count_nonzero(q > 0))
+        if len(drafts) == 1:
+            return support == 1 and int(drafts[0]) == a
+        if len(drafts) != 2 or support < 2:
+            return False
+        x1, x2 = int(drafts[0]), int(drafts[1])
+        return (x1 != a and x2 == a and q[x1] > 0) or (x1 == a and x2 != a and q[x2] > 0)
+
     def tuple_probability(self, q, drafts):
         a = self.hub(q)
         if len(drafts) == 1:
@@ -356,6 +379,9 @@ class Independent(DraftScheme):
         if q.ndim != 2 or q.shape[0] != len(drafts):
             return 0.0
         return float(np.prod(q[np.arange(len(drafts)), drafts]))
+
+    def tuple_possible(self, q, drafts):
+        return bool(q.ndim == 2 and q.shape[0] == len(drafts) and np.all(q[np.arange(len(drafts)), drafts] > 0))
 
     def containment(self, q, n, H):
         q, n = self._rows(q, n)

@@ -225,6 +225,7 @@ def test_tuple_probability_matches_tuple_law(V, n, sampling, data):
     law = scheme.tuple_law(q, n)
     for t, prob in zip(law.tuples, law.probs):
         assert scheme.tuple_probability(q, t) == pytest.approx(prob, rel=1e-12, abs=1e-300)
+        assert scheme.tuple_possible(q, t)
     k = law.tuples.shape[1]
     listed = {tuple(t) for t in law.tuples.tolist()}
     import itertools
@@ -232,6 +233,7 @@ def test_tuple_probability_matches_tuple_law(V, n, sampling, data):
     for t in itertools.product(range(V), repeat=k):
         if t not in listed:
             assert scheme.tuple_probability(q, np.array(t)) == 0.0
+            assert not scheme.tuple_possible(q, np.array(t))
 
 
 # -- bad input -------------------------------------------------------------------------------------

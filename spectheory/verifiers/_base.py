@@ -103,7 +103,7 @@ class Verifier:
             bad = int(d[(d < 0) | (d >= V)][0])
             raise SpecTheoryValueError(f"drafts: token id {bad} is outside the vocabulary [0, {V})")
         self._check_draft_count(len(d), q)
-        if self.scheme.tuple_probability(q, d) <= 0:
+        if not self.scheme.tuple_possible(q, d):
             raise SpecTheoryValueError(
                 f"drafts: the tuple {d.tolist()} is impossible under {self.sampling!r} drafting from q "
                 f"({self._why_impossible(q, d)})"

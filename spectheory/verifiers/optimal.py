@@ -104,10 +104,16 @@ class OptimalVerifier(Verifier):
 
     def _rule(self, p, q, drafts, oracle):
         index, Qt, (first, marginal) = self._solved(p, q, len(drafts))
-        row = index[tuple(int(x) for x in drafts)]
+        row = index.get(tuple(int(x) for x in drafts))
+        # A tuple whose probability underflows to 0 (not in the tuple law), or whose plan row is
+        # below the solver's resolution, carries no mass in float64; the target itself is then the
+        # natural output law (the output law changes by at most that tuple's probability).
+        if row is None:
+            return p
         if marginal is None:
             law = first[row]
-            return law / law.sum()
+            mass = law.sum()
+            return law / mass if mass > 0 else p
         i = oracle.choose(first[row])
         x = int(drafts[i])
         if oracle.coin(accept_prob(p[x], marginal[x])):

@@ -14,7 +14,8 @@ def _hub_quantities(p: np.ndarray, q: np.ndarray):
     off = np.ones(q.shape[0], dtype=bool)
     off[a] = False
     rest = q[off].sum()
-    Qai = np.where(off, q[a] * q / rest, 0.0)
+    with np.errstate(over="ignore"):  # rest underflowing next to q(a) ≈ 1: Qai saturates, harmlessly
+        Qai = np.where(off, q[a] * (q / rest), 0.0)
     p1 = np.where(off, np.maximum(p - q, 0.0), 0.0)
     Sia = np.where(off, np.maximum(q - p, 0.0), 0.0).sum()
     p2 = np.maximum(p1 - Qai, 0.0)
