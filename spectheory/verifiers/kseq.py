@@ -10,22 +10,32 @@ from ._base import Verifier, accept_prob
 RHO_RTOL = 4e-16
 
 
-def _sorted_ratios(p: np.ndarray, q: np.ndarray):
-    """Tokens sorted by p/q (q = 0 last), with cumulative p from below and q from above, so that
-    β(ρ) = Σ_{p/q ≥ ρ} q + (1/ρ) Σ_{p/q < ρ} p is evaluated in O(log V)."""
+def _sorted_ratios(p: np.ndarray, q: np.ndarray, n: int):
+    """Prefix sums that evaluate β(ρ) = Σ_{p/q ≥ ρ} q + (1/ρ) Σ_{p/q < ρ} p for ρ ∈ [1, n] in O(log V).
+
+    Only tokens with 1 ≤ p/q < n can change side as ρ moves over [1, n]; they are sorted (ties are
+    irrelevant: a token with p/q = ρ contributes q = p/ρ either way), the others are summed once.
+    Returns (ratios of the middle tokens, sorted; their cumulative p from below; their cumulative q
+    from above; fixed p below; fixed q above).
+    """
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         ratio = np.where(q > 0, p / np.where(q > 0, q, 1.0), np.inf)
-    order = np.argsort(ratio, kind="stable")
-    ratio = ratio[order]
-    p_below = np.concatenate([[0.0], np.cumsum(p[order])])
-    q_above = np.concatenate([np.cumsum(q[order][::-1])[::-1], [0.0]])
-    return ratio, p_below, q_above
+    low = ratio < 1.0
+    high = ratio >= n
+    mid = ~(low | high)
+    r_mid = ratio[mid]
+    order = np.argsort(r_mid)
+    p_mid, q_mid = p[mid][order], q[mid][order]
+    p_below = np.concatenate([[0.0], np.cumsum(p_mid)])
+    q_above = np.concatenate([np.cumsum(q_mid[::-1])[::-1], [0.0]])
+    return r_mid[order], p_below, q_above, float(p[low].sum()), float(q[high].sum())
 
 
-def beta(ratio, p_below, q_above, rho: float) -> float:
-    """β(ρ) = Σ_x min(q(x), p(x)/ρ) from :func:`_sorted_ratios`."""
-    k = int(np.searchsorted(ratio, rho, side="left"))  # tokens with p/q < ρ
-    return float(q_above[k] + p_below[k] / rho)
+def beta(sorted_ratios, rho: float) -> float:
+    """β(ρ) = Σ_x min(q(x), p(x)/ρ) for ρ ∈ [1, n], from :func:`_sorted_ratios`."""
+    ratio, p_below, q_above, p_low, q_high = sorted_ratios
+    k = int(np.searchsorted(ratio, rho, side="left"))  # middle tokens with p/q < ρ
+    return float(q_high + q_above[k] + (p_low + p_below[k]) / rho)
 
 
 def kseq_rho(p: np.ndarray, q: np.ndarray, n: int) -> tuple[float, float]:
@@ -35,10 +45,10 @@ def kseq_rho(p: np.ndarray, q: np.ndarray, n: int) -> tuple[float, float]:
     inequality); ρ* = 1 if f(1) ≥ 0, else the root, found by bisection. The upper end of the final
     bracket is returned, so f(ρ*) ≥ 0 and the residual below is a valid distribution.
     """
-    ratio, p_below, q_above = _sorted_ratios(p, q)
+    sr = _sorted_ratios(p, q, n)
 
     def f(rho):
-        b = beta(ratio, p_below, q_above, rho)
+        b = beta(sr, rho)
         return rho * b - 1.0 + (1.0 - b) ** n, b
 
     f1, b1 = f(1.0)

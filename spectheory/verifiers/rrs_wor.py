@@ -73,7 +73,7 @@ def _two_draft_rows(P: np.ndarray, Q: np.ndarray) -> np.ndarray:
         # F(c) = Σ_{r/q ≤ c} r + c Σ_{r/q > c} q over tokens with q > 0; tokens with q = 0 add 0
         pos = q > 0
         ratio = r[pos] / q[pos]
-        order = np.argsort(ratio, kind="stable")
+        order = np.argsort(ratio)  # ties are irrelevant to the sums below
         ratio, rs, qs = ratio[order], r[pos][order], q[pos][order]
         r_below = np.concatenate([[0.0], np.cumsum(rs)])
         q_above = np.concatenate([np.cumsum(qs[::-1])[::-1], [0.0]])
