@@ -356,11 +356,165 @@ def _run_compare(args) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- simulate
+
+
+def _parse_int(text, option: str, minimum: int) -> int:
+    """An integer option parsed here (not by argparse) so that a bad value is a one-line error."""
+    try:
+        value = int(str(text).strip().replace("_", ""))
+    except ValueError:
+        raise CLIError(f"{option}: must be an integer >= {minimum}, got {text!r}") from None
+    if value < minimum:
+        raise CLIError(f"{option}: must be an integer >= {minimum}, got {value}")
+    return value
+
+
+def _add_simulate(subparsers) -> None:
+    p = subparsers.add_parser(
+        "simulate",
+        help="Monte Carlo: multi-round decoding of Markov models, or one verifier's acceptance",
+        description="Monte Carlo simulations (numba). 'decoding': multi-round speculative decoding with "
+        "Markov target/draft models given as transition matrices. 'acceptance': one verification step "
+        "of n drafts, estimated acceptance with its standard error.",
+    )
+    modes = p.add_subparsers(dest="mode", metavar="MODE")
+    modes.required = True
+
+    d = modes.add_parser(
+        "decoding",
+        help="multi-round speculative decoding of Markov target/draft models",
+        description="Speculative decoding of a Markov target model with a Markov draft model: each "
+        "round drafts a chain from the current last token, verifies it (token-by-token or block "
+        "verification) and emits the accepted drafts plus one token, until --tokens tokens. Reports "
+        "tokens per round, per-position acceptance and the tokens-per-round histogram.",
+    )
+    d.add_argument("--target", required=True, metavar="T",
+                   help="target transition matrix, shape (V, V), row c = next-token law after token c "
+                   "(.npy, .npz, .txt/.csv, .safetensors)")
+    d.add_argument("--draft", required=True, metavar="Q", help="draft transition matrix, same format and shape")
+    d.add_argument("--policy", default="fixed:4", metavar="POLICY",
+                   help="draft length: fixed:K, or threshold:H[:MIN_K:MAX_K] (SpecDec++: stop drafting "
+                   "when 1 - prod P(accept) > H; default caps 1 and 20); default fixed:4")
+    d.add_argument("--verifier", default="token", metavar="{token,block}",
+                   help="token-by-token or block verification (default token)")
+    d.add_argument("--tokens", default="100000", metavar="N", help="tokens to generate (default 100000)")
+    d.add_argument("--seed", default="0", metavar="S", help="random seed, an integer >= 0 (default 0)")
+    d.add_argument("--initial", default="0", metavar="TOKEN", help="the prompt token decoding starts from (default 0)")
+    d.add_argument("--sequence", action="store_true", help="with --json: include the generated tokens")
+    d.add_argument("--no-progress", action="store_true", help="no progress bar (it is shown on a terminal's stderr)")
+    d.add_argument("--json", action="store_true", help="print a JSON object instead of a table")
+    d.set_defaults(func=_run_simulate)
+
+    a = modes.add_parser(
+        "acceptance",
+        help="Monte Carlo acceptance of one multi-draft verifier",
+        description="Estimate a verifier's acceptance P(Y is one of the n drafts) by simulating its "
+        "draft scheme and sampler (spectheory.simulations.montecarlo.estimate_acceptance).",
+    )
+    a.add_argument("--target", required=True, metavar="P", help="target distribution p, shape (V,) (.npy, .npz, .txt/.csv, .safetensors)")
+    a.add_argument("--draft", required=True, metavar="Q", help="draft distribution q, same format")
+    a.add_argument("-n", default="2", metavar="N", help="number of drafts (default 2)")
+    a.add_argument("--verifier", default="rrs", metavar="NAME", help="verifier, e.g. rrs, rrs_wor, kseq, spechub (default rrs)")
+    a.add_argument("--trials", default="100000", metavar="N", help="Monte Carlo trials (default 100000)")
+    a.add_argument("--seed", default="0", metavar="S", help="random seed, an integer >= 0 (default 0)")
+    a.add_argument("--json", action="store_true", help="print a JSON object instead of a line")
+    a.set_defaults(func=_run_simulate)
+
+
+def _run_simulate(args) -> int:
+    if args.mode == "decoding":
+        return _run_simulate_decoding(args)
+    return _run_simulate_acceptance(args)
+
+
+def _run_simulate_decoding(args) -> int:
+    import time
+
+    from spectheory.simulations import decoding
+
+    from .io import load_array
+
+    policy = decoding.parse_policy(args.policy, "--policy")
+    if args.verifier not in decoding.VERIFIERS:
+        raise CLIError(f"--verifier: expected one of {', '.join(decoding.VERIFIERS)}, got {args.verifier!r}")
+    tokens = _parse_int(args.tokens, "--tokens", 1)
+    seed = _parse_int(args.seed, "--seed", 0)
+    initial = _parse_int(args.initial, "--initial", 0)
+    T = load_array(args.target, "--target")
+    D = load_array(args.draft, "--draft")
+    try:
+        T, D = decoding.check_markov(T, D)
+    except ValueError as exc:
+        message = str(exc)
+        if message.startswith("target and draft"):
+            message = "--target and --draft" + message[len("target and draft"):]
+        elif message.startswith(("target:", "draft:")):
+            message = "--" + message
+        raise CLIError(message) from None
+    V = T.shape[0]
+    if initial >= V:
+        raise CLIError(f"--initial: token id {initial} is outside the vocabulary [0, {V})")
+    start = time.perf_counter()
+    result = decoding.simulate_decoding(
+        T, D, policy, args.verifier, tokens, seed, initial=initial,
+        record_sequence=bool(args.sequence), progress=not args.no_progress and sys.stderr.isatty(),
+    )
+    seconds = time.perf_counter() - start
+    if args.json:
+        out = result.to_dict()
+        if not args.sequence:
+            out.pop("sequence")
+        out["V"] = V
+        out["settings"] = {"target": args.target, "draft": args.draft, "policy": str(policy),
+                           "verifier": args.verifier, "tokens": tokens, "seed": seed, "initial": initial}
+        print(json.dumps(out, indent=2))
+        return 0
+    print(f"speculative decoding  (V = {V}, policy {policy}, verifier {args.verifier}, seed {seed})")
+    print(f"tokens {result.tokens}, rounds {result.rounds}, "
+          f"tokens per round {result.mean_tokens_per_round:.4f} ± {result.stderr:.2g} "
+          f"(± assumes independent rounds), {result.tokens / max(seconds, 1e-9):,.0f} tokens/s")
+    rows = [
+        [str(j + 1), str(result.drafted[j]), str(result.attempted[j]), str(result.accepted[j]),
+         "-" if result.attempted[j] == 0 else f"{result.acceptance[j]:.4f}"]
+        for j in range(len(result.drafted)) if result.drafted[j] > 0
+    ]
+    print(_format_table(["position", "drafted", "attempted", "accepted", "acceptance"], rows))
+    hist = ", ".join(f"{t}: {c}" for t, c in enumerate(result.tokens_per_round_hist) if c > 0)
+    print(f"rounds by tokens emitted: {hist}")
+    return 0
+
+
+def _run_simulate_acceptance(args) -> int:
+    from .io import load_array
+
+    n = _parse_int(args.n, "-n", 1)
+    trials = _parse_int(args.trials, "--trials", 1)
+    seed = _parse_int(args.seed, "--seed", 0)
+    p = load_array(args.target, "--target")
+    q = load_array(args.draft, "--draft")
+    try:
+        from spectheory.simulations.montecarlo import estimate_acceptance
+    except ImportError as exc:
+        raise CLIError(f"simulate acceptance: the Monte Carlo module is not available ({exc})") from None
+    est = estimate_acceptance(p, q, n, args.verifier, trials, seed)
+    mean, stderr, done = float(est.mean), float(est.stderr), int(est.trials)
+    if args.json:
+        print(json.dumps({
+            "mean": mean, "stderr": stderr, "trials": done,
+            "settings": {"target": args.target, "draft": args.draft, "n": n, "verifier": args.verifier,
+                         "trials": trials, "seed": seed},
+        }, indent=2))
+        return 0
+    print(f"acceptance of {args.verifier} with n = {n}: {mean:.6f} ± {stderr:.2g}  ({done} trials, seed {seed})")
+    return 0
+
+
 # --------------------------------------------------------------------------- entry point
 
-#: Subcommand builders, in the order ``--help`` lists them (mdp, simulate, record, replay and report
-#: are to come).
-_COMMANDS = (_add_bound, _add_compare)
+#: Subcommand builders, in the order ``--help`` lists them (mdp, record, replay and report are to
+#: come).
+_COMMANDS = (_add_bound, _add_compare, _add_simulate)
 
 
 def build_parser() -> argparse.ArgumentParser:
