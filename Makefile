@@ -15,7 +15,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install torch==2.13.0
-	$(BIN)/pip install -e '.[test,plot]'
+	$(BIN)/pip install -e '.[test,plot,replay]'
 	touch $(STAMP)
 
 run: setup
