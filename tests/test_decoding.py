@@ -494,7 +494,7 @@ def test_cli_simulate_needs_a_mode(capsys):
 
 
 def test_cli_acceptance_with_the_real_engine(tmp_path, capsys):
-    montecarlo = pytest.importorskip("spectheory.simulations.montecarlo")
+    import spectheory.simulations.montecarlo as montecarlo
     p, q = np.array([0.5, 0.3, 0.2]), np.array([0.2, 0.3, 0.5])
     np.save(tmp_path / "p.npy", p)
     np.save(tmp_path / "q.npy", q)

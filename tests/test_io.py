@@ -13,7 +13,7 @@ import pytest
 import spectheory as st
 from spectheory.io import example_path, load_array, write_json_atomic
 
-safetensors_numpy = pytest.importorskip("safetensors.numpy")
+import safetensors.numpy as safetensors_numpy  # noqa: E402
 
 
 @pytest.fixture

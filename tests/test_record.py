@@ -13,8 +13,8 @@ import time
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
-transformers = pytest.importorskip("transformers")
+import torch  # noqa: E402
+import transformers  # noqa: E402,F401
 
 from spectheory.simulations.record import load_recording, read_prompts, record  # noqa: E402
 
