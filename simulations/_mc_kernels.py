@@ -118,7 +118,7 @@ def _chunk_range(g, groups, n_chunks):  # pragma: no cover - compiled
 # --------------------------------------------------------------------------------------------
 @numba.njit(cache=True, parallel=True)
 def run_sequential(
-    q_prob, q_alias, table, t_steps, m_steps, p, q, r_prob, r_alias, also_drafted, n, trials, k0, k1, groups, want_hist
+    q_prob, q_alias, table, t_steps, m_steps, p, q, r_prob, r_alias, also_drafted, n, trials, c_start, c_stop, k0, k1, groups, want_hist
 ):  # pragma: no cover - compiled
     """Up to n draws X_i from the alias table (``q_prob``, ``q_alias``); X_i is accepted with
     probability a_i(X_i), the first success is the output; if all n fail, Y is drawn from the residual
@@ -131,12 +131,14 @@ def run_sequential(
     Per trial O(n) time; per group O(n) memory (plus the histogram row).
     """
     V = q_prob.shape[0]
-    n_chunks = (trials + CHUNK - 1) // CHUNK
+    n_chunks = c_stop - c_start  # this call runs chunks c_start..c_stop-1 of the trials
     rows = table.shape[0]
     accepted = np.zeros(groups, np.int64)
     hist = np.zeros((groups, V if want_hist else 0), np.int64)
     for g in prange(groups):
         c_lo, c_hi = _chunk_range(g, groups, n_chunks)
+        c_lo += c_start
+        c_hi += c_start
         s = np.empty(4, np.uint64)
         drafts = np.empty(n, np.int64)
         acc = 0
@@ -182,7 +184,7 @@ def run_sequential(
 # --------------------------------------------------------------------------------------------
 @numba.njit(cache=True, parallel=True)
 def run_hub(
-    q_prob, q_alias, o_prob, o_alias, a, acc_first, c_first, acc_second, c_second, r_prob, r_alias, trials, k0, k1,
+    q_prob, q_alias, o_prob, o_alias, a, acc_first, c_first, acc_second, c_second, r_prob, r_alias, trials, c_start, c_stop, k0, k1,
     groups, want_hist,
 ):  # pragma: no cover - compiled
     """SpecHub: X_1 ~ q (``q_prob``/``q_alias``). If X_1 ≠ a: X_2 = a; accept X_1 w.p.
@@ -190,11 +192,13 @@ def run_hub(
     accept X_2 w.p. ``acc_second[X_2]``, else a w.p. ``c_second``. Otherwise Y ~ residual. O(1) per trial.
     """
     V = q_prob.shape[0]
-    n_chunks = (trials + CHUNK - 1) // CHUNK
+    n_chunks = c_stop - c_start  # this call runs chunks c_start..c_stop-1 of the trials
     accepted = np.zeros(groups, np.int64)
     hist = np.zeros((groups, V if want_hist else 0), np.int64)
     for g in prange(groups):
         c_lo, c_hi = _chunk_range(g, groups, n_chunks)
+        c_lo += c_start
+        c_hi += c_start
         s = np.empty(4, np.uint64)
         acc = 0
         for c in range(c_lo, c_hi):
@@ -296,7 +300,7 @@ def _tree_draw(tree, L, w):  # pragma: no cover - compiled
 @numba.njit(cache=True, parallel=True)
 def run_without_replacement(
     p, q, q_prob, q_alias, order, ratio_desc, cum_p, cum_q, state0, state1, rest1, t2, m2, j2, tree0, L, n, trials,
-    k0, k1, groups, want_hist,
+    c_start, c_stop, k0, k1, groups, want_hist,
 ):  # pragma: no cover - compiled
     """Recursive rejection sampling over n drafts drawn without replacement (successive sampling).
 
@@ -325,7 +329,7 @@ def run_without_replacement(
     Per trial O(n log V) time; per group O(V + n) memory (the tree copy and S).
     """
     V = q_prob.shape[0]
-    n_chunks = (trials + CHUNK - 1) // CHUNK
+    n_chunks = c_stop - c_start  # this call runs chunks c_start..c_stop-1 of the trials
     accepted = np.zeros(groups, np.int64)
     hist = np.zeros((groups, V if want_hist else 0), np.int64)
     t0 = state0[0]
@@ -337,6 +341,8 @@ def run_without_replacement(
     J1 = np.int64(state1[2])
     for g in prange(groups):
         c_lo, c_hi = _chunk_range(g, groups, n_chunks)
+        c_lo += c_start
+        c_hi += c_start
         s = np.empty(4, np.uint64)
         S = np.empty(n, np.int64)
         work = tree0.copy()

@@ -329,7 +329,8 @@ def _groups(trials: int, V: int, want_hist: bool) -> int:
     return max(1, g)
 
 
-def _run(p, q, n, verifier, trials, seed, want_hist, *, groups=None, table_limit=TABLE_LIMIT):
+def _run(p, q, n, verifier, trials, seed, want_hist, *, groups=None, table_limit=TABLE_LIMIT, progress=False,
+         block_chunks=None):
     v = _check_verifier(verifier)
     p, q, n = check_single_pair(p, q, n, v.scheme)
     n = v.check_n(n)
@@ -339,27 +340,45 @@ def _run(p, q, n, verifier, trials, seed, want_hist, *, groups=None, table_limit
     q = np.ascontiguousarray(q)
     kernel, args = _prepare(verifier, p, q, n, table_limit)
     k0, k1 = _key(seed)
-    G = _groups(trials, p.shape[0], want_hist) if groups is None else int(groups)
-    # no more threads than groups: waking idle workers costs milliseconds on a loaded machine, and
-    # the result does not depend on the thread count
+    n_chunks = -(-trials // CHUNK)
+    # Blocks of chunks for the progress bar: chunk c is seeded from (seed, c) whatever block runs it,
+    # and integer counts add exactly, so the result does not depend on the blocks.
+    if block_chunks is None:
+        block_chunks = n_chunks if not progress else max(64 * numba.get_num_threads(), -(-n_chunks // 100))
+    block = max(1, int(block_chunks))
+    accepted_total = 0
+    hist_total = np.zeros(p.shape[0], np.int64) if want_hist else None
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=trials, desc=f"simulate {verifier}", unit="trial", unit_scale=True, disable=not progress)
     threads = numba.get_num_threads()
-    if G < threads:
-        numba.set_num_threads(G)
     try:
-        accepted, hist = kernel(*args, trials, k0, k1, G, bool(want_hist))
+        for c_start in range(0, n_chunks, block):
+            c_stop = min(n_chunks, c_start + block)
+            block_trials = min(trials, c_stop * CHUNK) - c_start * CHUNK
+            G = _groups(block_trials, p.shape[0], want_hist) if groups is None else int(groups)
+            G = min(G, c_stop - c_start)
+            # no more threads than groups: waking idle workers costs milliseconds on a loaded
+            # machine, and the result does not depend on the thread count
+            numba.set_num_threads(min(threads, G))
+            accepted, hist = kernel(*args, trials, c_start, c_stop, k0, k1, G, bool(want_hist))
+            accepted_total += int(accepted.sum())
+            if want_hist:
+                hist_total += hist.sum(axis=0)
+            bar.update(block_trials)
     finally:
-        if G < threads:
-            numba.set_num_threads(threads)
-    count = int(accepted.sum())
-    mean = count / trials
+        numba.set_num_threads(threads)
+        bar.close()
+    mean = accepted_total / trials
     est = Estimate(mean, math.sqrt(mean * (1.0 - mean) / trials), trials)
-    return Simulation(est, count, hist.sum(axis=0) if want_hist else None)
+    return Simulation(est, accepted_total, hist_total)
 
 
 # --------------------------------------------------------------------------------------------
 # public API
 # --------------------------------------------------------------------------------------------
-def simulate_verifier(p, q, n, verifier: str, trials: int = 1_000_000, seed: int = 0, histogram: bool = True) -> Simulation:
+def simulate_verifier(p, q, n, verifier: str, trials: int = 1_000_000, seed: int = 0, histogram: bool = True,
+                      progress: bool = False) -> Simulation:
     """Simulate ``trials`` independent rounds of a verifier with its native draft scheme.
 
     Parameters
@@ -404,10 +423,10 @@ def simulate_verifier(p, q, n, verifier: str, trials: int = 1_000_000, seed: int
     >>> int(sim.histogram.sum()), sim.accepted == round(sim.estimate.mean * 10_000)
     (10000, True)
     """
-    return _run(p, q, n, verifier, trials, seed, histogram)
+    return _run(p, q, n, verifier, trials, seed, histogram, progress=progress)
 
 
-def estimate_acceptance(p, q, n, verifier: str, trials: int = 1_000_000, seed: int = 0) -> Estimate:
+def estimate_acceptance(p, q, n, verifier: str, trials: int = 1_000_000, seed: int = 0, progress: bool = False) -> Estimate:
     """Monte Carlo estimate of P(Y ∈ drafts) for a verifier with its native draft scheme.
 
     α̂ = (1/T) Σ_t 1[Y_t ∈ {X_t,1, ..., X_t,n}] over T independent trials, an unbiased estimate of the
@@ -422,10 +441,10 @@ def estimate_acceptance(p, q, n, verifier: str, trials: int = 1_000_000, seed: i
     >>> abs(est.mean - 0.7) < 5 * est.stderr
     True
     """
-    return _run(p, q, n, verifier, trials, seed, False).estimate
+    return _run(p, q, n, verifier, trials, seed, False, progress=progress).estimate
 
 
-def output_histogram(p, q, n, verifier: str, trials: int = 1_000_000, seed: int = 0) -> np.ndarray:
+def output_histogram(p, q, n, verifier: str, trials: int = 1_000_000, seed: int = 0, progress: bool = False) -> np.ndarray:
     """Counts of the output token Y over ``trials`` simulated rounds: int64 array of shape (V,).
 
     For a lossless verifier the counts are multinomial(T, p); compare with p by a chi-square test.
@@ -438,4 +457,4 @@ def output_histogram(p, q, n, verifier: str, trials: int = 1_000_000, seed: int 
     >>> h.shape, int(h.sum())
     ((3,), 50000)
     """
-    return _run(p, q, n, verifier, trials, seed, True).histogram
+    return _run(p, q, n, verifier, trials, seed, True, progress=progress).histogram

@@ -462,7 +462,7 @@ def test_cli_acceptance_calls_estimate(monkeypatch, tmp_path, capsys):
     class Estimate(types.SimpleNamespace):
         pass
 
-    def estimate_acceptance(p, q, n, verifier, trials, seed):
+    def estimate_acceptance(p, q, n, verifier, trials, seed, progress=False):
         calls.append((np.asarray(p), np.asarray(q), n, verifier, trials, seed))
         if verifier == "nope":
             raise SpecTheoryValueError("verifier: unknown verifier 'nope'")

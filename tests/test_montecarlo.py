@@ -295,3 +295,18 @@ def test_estimate_is_frozen():
     assert est.stderr == pytest.approx(np.sqrt(est.mean * (1 - est.mean) / 1000))
     with pytest.raises(AttributeError):
         est.mean = 0.5
+
+
+@pytest.mark.parametrize("name,n", [("rrs", 4), ("spechub", 2), ("rrs_wor", 3)])
+def test_blocks_of_chunks_give_identical_counts(name, n):
+    """Running the chunks in blocks (as the progress bar does) changes nothing."""
+    rng = np.random.default_rng(3)
+    p = rng.dirichlet(np.ones(20))
+    q = rng.dirichlet(np.ones(20))
+    whole = mc._run(p, q, n, name, 100_000, 5, True)
+    blocks = mc._run(p, q, n, name, 100_000, 5, True, block_chunks=2)
+    assert whole.accepted == blocks.accepted
+    np.testing.assert_array_equal(whole.histogram, blocks.histogram)
+    assert mc.estimate_acceptance(p, q, n, name, trials=50_000, seed=1, progress=True) == mc.estimate_acceptance(
+        p, q, n, name, trials=50_000, seed=1
+    )
