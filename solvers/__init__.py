@@ -6,6 +6,9 @@
 * :func:`greedy_bound`, :func:`hub_bound` — closed forms for greedy drafting and the SpecHub joint.
 * :func:`canonical_selection` — Khisti et al.'s selection LP (canonical optimal verifier), cvxpy.
 * :func:`optimal_acceptance` — the public dispatcher (also ``spectheory.optimal_acceptance``).
+* :mod:`mdp` — how many tokens to draft: Leviathan's closed forms, the exact optimal drafting policy
+  (Dinkelbach + backward induction), SpecDec++'s threshold rule, fixed K.
+* :mod:`tree_dp` — Sequoia's dynamic program for the best draft tree.
 """
 
 from .canonical import MAX_SELECTION_VARIABLES, CanonicalResult, canonical_selection
@@ -15,6 +18,8 @@ from .sorted_prefix import prefix_dual, prefix_dual_numpy
 from .transport import MAX_LP_VARIABLES, TransportLPResult, transport_lp
 from .exponential_race import wor_containment, wor_containment_prefixes
 from .optimal import optimal_acceptance
+from . import mdp, tree_dp
+from .tree_dp import best_tree, best_tree_budget
 
 __all__ = [
     "CanonicalResult",
@@ -25,12 +30,16 @@ __all__ = [
     "SubsetDualResult",
     "TransportLPResult",
     "greedy_bound",
+    "best_tree",
+    "best_tree_budget",
     "hub_bound",
+    "mdp",
     "optimal_acceptance",
     "prefix_dual",
     "prefix_dual_numpy",
     "subset_dual_brute",
     "transport_lp",
+    "tree_dp",
     "wor_containment",
     "wor_containment_prefixes",
 ]

@@ -497,7 +497,7 @@ def _run_simulate_acceptance(args) -> int:
         from spectheory.simulations.montecarlo import estimate_acceptance
     except ImportError as exc:
         raise CLIError(f"simulate acceptance: the Monte Carlo module is not available ({exc})") from None
-    est = estimate_acceptance(p, q, n, args.verifier, trials, seed)
+    est = estimate_acceptance(p, q, n, args.verifier, trials, seed, progress=sys.stderr.isatty() and not args.json)
     mean, stderr, done = float(est.mean), float(est.stderr), int(est.trials)
     if args.json:
         print(json.dumps({
@@ -510,11 +510,35 @@ def _run_simulate_acceptance(args) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- mdp
+
+
+def _add_mdp(subparsers) -> None:
+    from ._cli_mdp import add_arguments
+
+    p = subparsers.add_parser(
+        "mdp",
+        help="optimal draft length: the exact optimal drafting policy against SpecDec++'s threshold rule and fixed K",
+        description="The drafting policy maximising long-run tokens per unit cost (exact MDP: Dinkelbach + "
+        "backward induction over (k, S_k, state)), against SpecDec++'s threshold rule (best h, and the "
+        "Delta=0 value), the best fixed K and Leviathan's gamma*, for each draft cost. --trace reads .npy "
+        "(1-D: one sequence; 2-D: one row per round, NaN-padded) or .csv/.txt (one round per line). "
+        "Prints tables (or JSON with --json); --out DIR also writes mdp.json and mdp_policy.png.",
+    )
+    add_arguments(p)
+    p.set_defaults(func=_run_mdp)
+
+
+def _run_mdp(args) -> int:
+    from ._cli_mdp import run
+
+    return run(args)
+
+
 # --------------------------------------------------------------------------- entry point
 
-#: Subcommand builders, in the order ``--help`` lists them (mdp, record, replay and report are to
-#: come).
-_COMMANDS = (_add_bound, _add_compare, _add_simulate)
+#: Subcommand builders, in the order ``--help`` lists them (record, replay and report are to come).
+_COMMANDS = (_add_bound, _add_compare, _add_simulate, _add_mdp)
 
 
 def build_parser() -> argparse.ArgumentParser:
