@@ -537,8 +537,14 @@ def _run_mdp(args) -> int:
 
 # --------------------------------------------------------------------------- entry point
 
-#: Subcommand builders, in the order ``--help`` lists them (record, replay and report are to come).
-_COMMANDS = (_add_bound, _add_compare, _add_simulate, _add_mdp)
+#: Subcommand builders, in the order ``--help`` lists them.
+def _add_replay_commands():
+    from . import cli_replay
+
+    return (cli_replay.add_record, cli_replay.add_replay, cli_replay.add_report)
+
+
+_COMMANDS = (_add_bound, _add_compare, _add_simulate, _add_mdp, *_add_replay_commands())
 
 
 def build_parser() -> argparse.ArgumentParser:

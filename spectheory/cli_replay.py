@@ -1,0 +1,185 @@
+"""Subcommands over recorded logits: ``record``, ``replay`` and ``report`` (registered in
+:mod:`spectheory.cli`). The simulations subpackage (torch, transformers) is imported only when one of
+them runs."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+
+def _positive_int(option):
+    def parse(text):
+        from .cli import CLIError
+
+        try:
+            value = int(text)
+        except ValueError:
+            raise CLIError(f"{option}: expected an integer, got {text!r}") from None
+        if value < 1:
+            raise CLIError(f"{option}: must be an integer >= 1, got {value}")
+        return value
+
+    return parse
+
+
+def add_record(subparsers) -> None:
+    p = subparsers.add_parser(
+        "record",
+        help="record target and draft logits from a Hugging Face causal-LM pair",
+        description="The target continues each prompt (or, with --teacher-force, each line is a text "
+        "evaluated as it is); both models are evaluated on the same prefixes and the logits are stored as "
+        "safetensors shards with a JSON manifest. An interrupted recording resumes when run again with "
+        "the same --out and settings.",
+    )
+    p.add_argument("--target", required=True, metavar="MODEL", help="target model: local folder or hub name")
+    p.add_argument("--draft", required=True, metavar="MODEL", help="draft model sharing the target's tokenizer")
+    p.add_argument("--prompts", required=True, metavar="FILE", help="prompts: one per line (\\n for newlines) or a .json list")
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder (resumed if it holds this recording)")
+    p.add_argument("--max-new-tokens", type=_positive_int("--max-new-tokens"), default=64, metavar="N")
+    p.add_argument("--temperature", type=float, default=1.0, metavar="T", help="generation temperature (> 0)")
+    p.add_argument("--top-k", type=_positive_int("--top-k"), default=None, metavar="K")
+    p.add_argument("--top-p", type=float, default=None, metavar="P")
+    p.add_argument("--greedy", action="store_true", help="greedy generation instead of sampling")
+    p.add_argument("--teacher-force", action="store_true", help="evaluate the prompts as texts, no generation")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--dtype", default="float32", choices=("float32", "bfloat16", "float16", "float64"))
+    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, ...")
+    p.set_defaults(func=run_record)
+
+
+def run_record(args) -> int:
+    from .cli import CLIError
+
+    if args.top_p is not None and not (0 < args.top_p <= 1):
+        raise CLIError(f"--top-p: must lie in (0, 1], got {args.top_p:g}")
+    if not args.greedy and not args.teacher_force and not (args.temperature > 0):
+        raise CLIError(f"--temperature: must be > 0 for sampled generation, got {args.temperature:g}; or use --greedy")
+    from spectheory.simulations.record import read_prompts, record
+
+    prompts = read_prompts(args.prompts)
+    rec = record(args.target, args.draft, prompts, args.out, max_new_tokens=args.max_new_tokens,
+                 temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, do_sample=not args.greedy,
+                 teacher_force=args.teacher_force, seed=args.seed, dtype=args.dtype, device=args.device,
+                 progress=sys.stderr.isatty())
+    print(f"recorded {rec.positions} positions from {len(rec.shards)} prompts, V = {rec.vocab_size}, "
+          f"{rec.manifest['dtype']}: {args.out}/manifest.json")
+    return 0
+
+
+def _n_max(option):
+    return _positive_int(option)
+
+
+def add_replay(subparsers) -> None:
+    p = subparsers.add_parser(
+        "replay",
+        help="per-position bounds and verifier acceptance over a recording",
+        description="Replays a recording made by 'spectheory record': per position, the optimal acceptance of "
+        "each draft scheme and every verifier's acceptance at n = 1..N, with the same temperature / top-k / "
+        "top-p applied to both models. Prints the means; writes the per-position table with --csv/--json.",
+    )
+    p.add_argument("dir", metavar="DIR", help="recording folder (with manifest.json)")
+    p.add_argument("--n-max", type=_n_max("--n-max"), default=8, metavar="N", help="draft counts 1..N (default 8)")
+    p.add_argument("--temperature", type=float, default=1.0, metavar="T", help="temperature (>= 0; 0 = argmax)")
+    p.add_argument("--top-k", type=_positive_int("--top-k"), default=None, metavar="K")
+    p.add_argument("--top-p", type=float, default=None, metavar="P")
+    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda")
+    p.add_argument("--csv", default=None, metavar="FILE", help="write the per-position table as CSV")
+    p.add_argument("--json", default=None, metavar="FILE", help="write the per-position table and means as JSON")
+    p.set_defaults(func=run_replay)
+
+
+def run_replay(args) -> int:
+    from .cli import CLIError
+
+    if not (args.temperature >= 0):
+        raise CLIError(f"--temperature: must be >= 0, got {args.temperature:g}")
+    if args.top_p is not None and not (0 < args.top_p <= 1):
+        raise CLIError(f"--top-p: must lie in (0, 1], got {args.top_p:g}")
+    from spectheory.simulations.record import load_recording
+    from spectheory.simulations.replay import ReplayResult, replay
+
+    rec = load_recording(args.dir)
+    from tqdm.auto import tqdm
+
+    parts = []
+    first = 0
+    for i in tqdm(range(len(rec.shards)), desc="replay", unit="shard", disable=not sys.stderr.isatty()):
+        shard = rec.shard(i)
+        parts.append(replay(shard["target"], shard["draft"], n=range(1, args.n_max + 1), temperature=args.temperature,
+                            top_k=args.top_k, top_p=args.top_p, device=args.device, first_position=first))
+        first += rec.shards[i]["positions"]
+    res = ReplayResult.concat(parts)
+    if args.csv:
+        res.to_csv(args.csv)
+    if args.json:
+        res.to_json(args.json)
+    summ = res.summary()
+    print(f"replay of {args.dir}: {len(res)} positions, V = {rec.vocab_size}; means over positions")
+    from .cli import _format_table
+
+    rows = []
+    for n in range(1, args.n_max + 1):
+        row = [str(n)]
+        for key in ("bound/iid", "bound/without_replacement", "bound/greedy", "verifier/rrs", "verifier/kseq",
+                    "verifier/rrs_wor"):
+            v = summ.get(f"{key}/n={n}")
+            row.append("-" if v is None else f"{v:.4f}")
+        rows.append(row)
+    print(_format_table(["n", "α* iid", "α* wor", "α* greedy", "rrs", "kseq", "rrs_wor"], rows))
+    return 0
+
+
+def add_report(subparsers) -> None:
+    p = subparsers.add_parser(
+        "report",
+        help="the main job: record, replay and summarise a model pair (default: the shipped reference pair)",
+        description="Records target and draft logits (default: the shipped reference pair on its held-out "
+        "prompts), replays them, and writes OUT/summary.md with tables, summary.json, per_position.csv and "
+        "PNG plots (bound against n per draft scheme, each verifier's gap to its bound, per-position acceptance, "
+        "optimal draft length against threshold and fixed-K policies). Resumes an interrupted run.",
+    )
+    p.add_argument("--target", default=None, metavar="MODEL", help="target model folder or hub name (with --draft)")
+    p.add_argument("--draft", default=None, metavar="MODEL", help="draft model sharing the target's tokenizer")
+    p.add_argument("--prompts", default=None, metavar="FILE", help="prompts file (default: the shipped held-out prompts)")
+    p.add_argument("--out", default="report", metavar="DIR", help="output folder (default report/)")
+    p.add_argument("--max-new-tokens", type=_positive_int("--max-new-tokens"), default=48, metavar="N")
+    p.add_argument("--max-prompts", type=_positive_int("--max-prompts"), default=None, metavar="N",
+                   help="use only the first N prompts (a quick run)")
+    p.add_argument("--n-max", type=_n_max("--n-max"), default=8, metavar="N", help="draft counts 1..N (default 8)")
+    p.add_argument("--temperature", type=float, default=1.0, metavar="T", help="sampling temperature (> 0)")
+    p.add_argument("--top-k", type=_positive_int("--top-k"), default=None, metavar="K")
+    p.add_argument("--top-p", type=float, default=None, metavar="P")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda")
+    p.set_defaults(func=run_report)
+
+
+def run_report(args) -> int:
+    from .cli import CLIError
+
+    if (args.target is None) != (args.draft is None):
+        raise CLIError("--target and --draft: give both, or neither for the shipped reference pair")
+    if not (args.temperature > 0):
+        raise CLIError(f"--temperature: must be > 0 (the target samples its continuations), got {args.temperature:g}")
+    if args.top_p is not None and not (0 < args.top_p <= 1):
+        raise CLIError(f"--top-p: must lie in (0, 1], got {args.top_p:g}")
+    from spectheory.simulations.report import report
+
+    prompts = None
+    if args.prompts is not None:
+        from spectheory.simulations.record import read_prompts
+
+        prompts = read_prompts(args.prompts)
+    res = report(args.out, target=args.target, draft=args.draft, prompts=prompts, max_new_tokens=args.max_new_tokens,
+                 n_max=args.n_max, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, seed=args.seed,
+                 device=args.device, max_prompts=args.max_prompts, progress=sys.stderr.isatty())
+    s = res.summary
+    n = args.n_max
+    print(f"report: {res.out}/summary.md ({res.positions} positions)")
+    print(f"  single-draft acceptance {s['verifier/sd/n=1']:.4f}; at n = {n}: α* iid {s[f'bound/iid/n={n}']:.4f}, "
+          f"without replacement {s[f'bound/without_replacement/n={n}']:.4f}, rrs {s[f'verifier/rrs/n={n}']:.4f}, "
+          f"kseq {s[f'verifier/kseq/n={n}']:.4f}")
+    print("  files: " + ", ".join(res.files))
+    return 0
