@@ -8,19 +8,36 @@ import json
 import sys
 
 
-def _positive_int(option):
-    def parse(text):
-        from .cli import CLIError
+def _positive_int(text, option):
+    """Parse an option's integer >= 1 (None passes through): a bad value is one error line, exit 2."""
+    from .cli import CLIError
 
-        try:
-            value = int(text)
-        except ValueError:
-            raise CLIError(f"{option}: expected an integer, got {text!r}") from None
-        if value < 1:
-            raise CLIError(f"{option}: must be an integer >= 1, got {value}")
-        return value
+    if text is None:
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        raise CLIError(f"{option}: expected an integer, got {text!r}") from None
+    if value < 1:
+        raise CLIError(f"{option}: must be an integer >= 1, got {value}")
+    return value
 
-    return parse
+
+def _seed(args):
+    from .cli import CLIError
+
+    try:
+        args.seed = int(args.seed)
+    except ValueError:
+        raise CLIError(f"--seed: expected an integer >= 0, got {args.seed!r}") from None
+    if args.seed < 0:
+        raise CLIError(f"--seed: expected an integer >= 0, got {args.seed}")
+
+
+def _ints(args, *names):
+    for name in names:
+        option = "--" + name.replace("_", "-")
+        setattr(args, name, _positive_int(getattr(args, name), option))
 
 
 def add_record(subparsers) -> None:
@@ -36,13 +53,13 @@ def add_record(subparsers) -> None:
     p.add_argument("--draft", required=True, metavar="MODEL", help="draft model sharing the target's tokenizer")
     p.add_argument("--prompts", required=True, metavar="FILE", help="prompts: one per line (\\n for newlines) or a .json list")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder (resumed if it holds this recording)")
-    p.add_argument("--max-new-tokens", type=_positive_int("--max-new-tokens"), default=64, metavar="N")
+    p.add_argument("--max-new-tokens", type=str, default=64, metavar="N")
     p.add_argument("--temperature", type=float, default=1.0, metavar="T", help="generation temperature (> 0)")
-    p.add_argument("--top-k", type=_positive_int("--top-k"), default=None, metavar="K")
+    p.add_argument("--top-k", type=str, default=None, metavar="K")
     p.add_argument("--top-p", type=float, default=None, metavar="P")
     p.add_argument("--greedy", action="store_true", help="greedy generation instead of sampling")
     p.add_argument("--teacher-force", action="store_true", help="evaluate the prompts as texts, no generation")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=str, default=0, help="generation seed (integer >= 0)")
     p.add_argument("--dtype", default="float32", choices=("float32", "bfloat16", "float16", "float64"))
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, ...")
     p.set_defaults(func=run_record)
@@ -51,6 +68,8 @@ def add_record(subparsers) -> None:
 def run_record(args) -> int:
     from .cli import CLIError
 
+    _ints(args, "max_new_tokens", "top_k")
+    _seed(args)
     if args.top_p is not None and not (0 < args.top_p <= 1):
         raise CLIError(f"--top-p: must lie in (0, 1], got {args.top_p:g}")
     if not args.greedy and not args.teacher_force and not (args.temperature > 0):
@@ -67,10 +86,6 @@ def run_record(args) -> int:
     return 0
 
 
-def _n_max(option):
-    return _positive_int(option)
-
-
 def add_replay(subparsers) -> None:
     p = subparsers.add_parser(
         "replay",
@@ -80,9 +95,9 @@ def add_replay(subparsers) -> None:
         "top-p applied to both models. Prints the means; writes the per-position table with --csv/--json.",
     )
     p.add_argument("dir", metavar="DIR", help="recording folder (with manifest.json)")
-    p.add_argument("--n-max", type=_n_max("--n-max"), default=8, metavar="N", help="draft counts 1..N (default 8)")
+    p.add_argument("--n-max", type=str, default=8, metavar="N", help="draft counts 1..N (default 8)")
     p.add_argument("--temperature", type=float, default=1.0, metavar="T", help="temperature (>= 0; 0 = argmax)")
-    p.add_argument("--top-k", type=_positive_int("--top-k"), default=None, metavar="K")
+    p.add_argument("--top-k", type=str, default=None, metavar="K")
     p.add_argument("--top-p", type=float, default=None, metavar="P")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda")
     p.add_argument("--csv", default=None, metavar="FILE", help="write the per-position table as CSV")
@@ -93,6 +108,7 @@ def add_replay(subparsers) -> None:
 def run_replay(args) -> int:
     from .cli import CLIError
 
+    _ints(args, "n_max", "top_k")
     if not (args.temperature >= 0):
         raise CLIError(f"--temperature: must be >= 0, got {args.temperature:g}")
     if args.top_p is not None and not (0 < args.top_p <= 1):
@@ -144,14 +160,14 @@ def add_report(subparsers) -> None:
     p.add_argument("--draft", default=None, metavar="MODEL", help="draft model sharing the target's tokenizer")
     p.add_argument("--prompts", default=None, metavar="FILE", help="prompts file (default: the shipped held-out prompts)")
     p.add_argument("--out", default="report", metavar="DIR", help="output folder (default report/)")
-    p.add_argument("--max-new-tokens", type=_positive_int("--max-new-tokens"), default=48, metavar="N")
-    p.add_argument("--max-prompts", type=_positive_int("--max-prompts"), default=None, metavar="N",
+    p.add_argument("--max-new-tokens", type=str, default=48, metavar="N")
+    p.add_argument("--max-prompts", type=str, default=None, metavar="N",
                    help="use only the first N prompts (a quick run)")
-    p.add_argument("--n-max", type=_n_max("--n-max"), default=8, metavar="N", help="draft counts 1..N (default 8)")
+    p.add_argument("--n-max", type=str, default=8, metavar="N", help="draft counts 1..N (default 8)")
     p.add_argument("--temperature", type=float, default=1.0, metavar="T", help="sampling temperature (> 0)")
-    p.add_argument("--top-k", type=_positive_int("--top-k"), default=None, metavar="K")
+    p.add_argument("--top-k", type=str, default=None, metavar="K")
     p.add_argument("--top-p", type=float, default=None, metavar="P")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=str, default=0, help="generation seed (integer >= 0)")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda")
     p.set_defaults(func=run_report)
 
@@ -159,6 +175,8 @@ def add_report(subparsers) -> None:
 def run_report(args) -> int:
     from .cli import CLIError
 
+    _ints(args, "max_new_tokens", "max_prompts", "n_max", "top_k")
+    _seed(args)
     if (args.target is None) != (args.draft is None):
         raise CLIError("--target and --draft: give both, or neither for the shipped reference pair")
     if not (args.temperature > 0):
