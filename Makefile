@@ -1,5 +1,6 @@
-# Fresh machine: `make run` (set up .venv, compute the bounds for the shipped example pair) and
-# `make test` (set up .venv, run the test suite). Setup runs once; it reruns when pyproject.toml changes.
+# Fresh machine: `make run` (set up .venv, run the main job `spectheory report` on the shipped reference
+# pair, writing report/) and `make test` (set up .venv, run the test suite). Setup runs once; it reruns
+# when pyproject.toml changes.
 
 PYTHON ?= python3
 VENV   := .venv
@@ -7,7 +8,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.setup-stamp
 EXAMPLES := spectheory/examples
 
-.PHONY: setup run test bench clean
+.PHONY: setup run bound test bench clean
 
 setup: $(STAMP)
 
@@ -19,6 +20,9 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: setup
+	$(BIN)/spectheory report --out report
+
+bound: setup
 	$(BIN)/spectheory bound --target $(EXAMPLES)/target.npy --draft $(EXAMPLES)/draft.npy -n 1 2 4 8
 
 test: setup
@@ -32,5 +36,5 @@ bench: setup
 	[ $$found = 1 ] || echo "no benchmarks in benchmarks/ yet"
 
 clean:
-	rm -rf $(VENV) build dist .pytest_cache .hypothesis bench-results
+	rm -rf $(VENV) build dist .pytest_cache .hypothesis bench-results report
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
