@@ -74,13 +74,23 @@ def subset_dual_brute(p, q, n: int, sampling: str = "iid") -> SubsetDualResult:
             f"p: brute-force subset enumeration needs 2^V subsets and is limited to V <= {MAX_BRUTE_V} "
             f"(got V = {V}); use method='dual' (sorted prefixes) instead"
         )
-    law = scheme.tuple_law(q, n)
-    masks = np.bitwise_or.reduce(np.left_shift(np.int64(1), law.tuples), axis=1)
-    C = np.zeros(1 << V)
-    np.add.at(C, masks, law.probs)
-    C = _subset_sums(C, V)
+    singletons = np.left_shift(1, np.arange(V))
+    if sampling == "independent":
+        # C(H) = Π_i q_i(H): one subset-sum transform per drafter, O(n 2^V), no tuple law (V^n tuples)
+        q, n = scheme._rows(q, n)
+        C = np.ones(1 << V)
+        for i in range(n):
+            Qi = np.zeros(1 << V)
+            Qi[singletons] = q[i]
+            C *= _subset_sums(Qi, V)
+    else:
+        law = scheme.tuple_law(q, n)
+        masks = np.bitwise_or.reduce(np.left_shift(np.int64(1), law.tuples), axis=1)
+        C = np.zeros(1 << V)
+        np.add.at(C, masks, law.probs)
+        C = _subset_sums(C, V)
     P = np.zeros(1 << V)
-    P[np.left_shift(1, np.arange(V))] = p
+    P[singletons] = p
     P = _subset_sums(P, V)
     values = P + 1.0 - C
     best = int(np.argmin(values))
