@@ -1,14 +1,15 @@
 # Fresh machine: `make run` (set up .venv, run the main job `spectheory report` on the shipped reference
 # pair, writing report/) and `make test` (set up .venv, run the test suite). Setup runs once; it reruns
-# when pyproject.toml changes.
+# when pyproject.toml changes. `make docs` adds the docs extra and builds docs/_build/html.
 
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.setup-stamp
+DOCS_STAMP := $(VENV)/.docs-stamp
 EXAMPLES := spectheory/examples
 
-.PHONY: setup run bound test bench clean
+.PHONY: setup run bound test bench docs clean
 
 setup: $(STAMP)
 
@@ -28,6 +29,17 @@ bound: setup
 test: setup
 	$(BIN)/python -m pytest -q
 
+# The documentation: HTML with warnings as errors, executing the example gallery (docs/examples/plot_*.py;
+# unchanged examples are not re-run), then the `.. doctest::` blocks of the pages (docstring examples run
+# under pytest, tests/test_doctests.py). .ci/run runs the same two commands.
+$(DOCS_STAMP): $(STAMP)
+	$(BIN)/pip install -e '.[docs]'
+	touch $(DOCS_STAMP)
+
+docs: $(DOCS_STAMP)
+	$(BIN)/sphinx-build -W --keep-going -b html docs docs/_build/html
+	$(BIN)/sphinx-build -W --keep-going -b doctest -D plot_gallery=0 docs docs/_build/doctest
+
 bench: setup
 	@found=0; for f in benchmarks/bench_*.py; do \
 		[ -e "$$f" ] || continue; found=1; \
@@ -37,4 +49,5 @@ bench: setup
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache .hypothesis bench-results report
+	rm -rf docs/_build docs/api/generated docs/auto_examples docs/sg_execution_times.rst
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -3,7 +3,7 @@
 Every lossless multi-draft verifier can be replaced, at equal acceptance, by (1) a selection rule
 that picks one of the drafts, inducing a law r on Ω, followed by (2) single-draft speculative
 sampling from r to p, with acceptance Σ_y min(p(y), r(y)) (Khisti et al., arXiv 2410.18234;
-REFERENCE §2). The best selection rule solves the *selection LP*
+REFERENCE §2). The best selection rule solves the *selection LP*::
 
     maximise    Σ_y u(y)
     subject to  u(y) ≤ p(y),  u(y) ≤ r(y) = Σ_{t, i : t_i = y} w(t, i),

@@ -1,6 +1,6 @@
 """The SpecTr optimal-transport LP: exact optimal multi-draft acceptance for small V and n.
 
-With draft tuples x ~ Q on Ω^n (the draft scheme's exact tuple law) and target p on Ω, solve
+With draft tuples x ~ Q on Ω^n (the draft scheme's exact tuple law) and target p on Ω, solve::
 
     maximise    Σ_{x, y} π(x, y) · 1[y ∈ x]
     subject to  Σ_y π(x, y) = Q(x)        for every tuple x with Q(x) > 0,
