@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-__all__ = ["reference_pair_path", "reference_metadata", "reference_prompts", "load_reference_pair"]
+__all__ = ["load_reference_pair", "reference_metadata", "reference_pair_path", "reference_prompts"]
 
 
 def reference_pair_path() -> Path:
@@ -48,7 +48,9 @@ def load_reference_pair(dtype="float32"):
     stored float16 weights are converted exactly)."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.disable_progress_bar()  # callers show their own progress
     if isinstance(dtype, str):
         dtype = getattr(torch, dtype)
     root = reference_pair_path()
