@@ -270,7 +270,7 @@ def train_model(model, stream, train_cfg: dict, seq_len: int, seed: int, *, teac
         try:
             step_fn = torch.compile(loss_fn)
             compiled = True
-        except Exception as exc:  # pragma: no cover - depends on the toolchain
+        except Exception as exc:  # noqa: BLE001 - pragma: no cover - depends on the toolchain
             log(f"torch.compile unavailable ({exc!r}); training eagerly")
     model.train()
     B, steps = train_cfg["batch_size"], train_cfg["steps"]
@@ -474,8 +474,8 @@ def build(out: Path, cfg: dict | None = None, *, threads: int = 2, compile_: boo
     model ``"reused_from_previous_run": true`` and keeps its original training record.
     Returns the training record (also written to ``out/training.json``)."""
     reuse = dict(reuse or {})
-    import torch
     import tokenizers
+    import torch
     import transformers
     from transformers import AutoModelForCausalLM
 
