@@ -8,36 +8,21 @@ import json
 import sys
 
 
-def _positive_int(text, option):
-    """Parse an option's integer >= 1 (None passes through): a bad value is one error line, exit 2."""
-    from .cli import CLIError
+def _ints(args, *names):
+    """Parse the integer options ``names`` (>= 1; None passes through) with :func:`cli._parse_int`,
+    so that a bad value is one error line, exit 2."""
+    from .cli import _parse_int
 
-    if text is None:
-        return None
-    try:
-        value = int(text)
-    except ValueError:
-        raise CLIError(f"{option}: expected an integer, got {text!r}") from None
-    if value < 1:
-        raise CLIError(f"{option}: must be an integer >= 1, got {value}")
-    return value
+    for name in names:
+        value = getattr(args, name)
+        if value is not None:
+            setattr(args, name, _parse_int(value, "--" + name.replace("_", "-"), 1))
 
 
 def _seed(args):
-    from .cli import CLIError
+    from .cli import _parse_int
 
-    try:
-        args.seed = int(args.seed)
-    except ValueError:
-        raise CLIError(f"--seed: expected an integer >= 0, got {args.seed!r}") from None
-    if args.seed < 0:
-        raise CLIError(f"--seed: expected an integer >= 0, got {args.seed}")
-
-
-def _ints(args, *names):
-    for name in names:
-        option = "--" + name.replace("_", "-")
-        setattr(args, name, _positive_int(getattr(args, name), option))
+    args.seed = _parse_int(args.seed, "--seed", 0)
 
 
 def add_record(subparsers) -> None:
