@@ -11,7 +11,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .._validation import SpecTheoryValueError, check_distribution, check_n, check_pair, check_single_pair
+from .._validation import (
+    SpecTheoryValueError,
+    check_distribution,
+    check_n,
+    check_pair,
+    check_single_pair,
+)
 from ..schemes import _check_rng, get_scheme
 from ._branching import RandomOracle
 
@@ -48,6 +54,14 @@ def residual(R: np.ndarray, D: np.ndarray) -> np.ndarray:
     r = np.maximum(R - D, 0.0)
     mass = r.sum(axis=-1, keepdims=True)
     return np.where(mass > 0, r / np.where(mass > 0, mass, 1.0), R)
+
+
+def as_token_ids(d: np.ndarray) -> np.ndarray:
+    """Draft token ids as int64; integral floats are accepted, anything else is an error."""
+    integral_floats = np.issubdtype(d.dtype, np.floating) and np.all(np.isfinite(d)) and np.all(d == np.round(d))
+    if not (np.issubdtype(d.dtype, np.integer) or integral_floats):
+        raise SpecTheoryValueError(f"drafts: token ids must be integers, got dtype {d.dtype}")
+    return d.astype(np.int64)
 
 
 def accept_prob(target_mass: float, draft_mass: float) -> float:
@@ -92,12 +106,7 @@ class Verifier:
         d = np.asarray(drafts)
         if d.ndim != 1 or d.size == 0:
             raise SpecTheoryValueError(f"drafts: expected a non-empty 1-D array of token ids, got shape {d.shape}")
-        if not np.issubdtype(d.dtype, np.integer):
-            if np.issubdtype(d.dtype, np.floating) and np.all(np.isfinite(d)) and np.all(d == np.round(d)):
-                d = d.astype(np.int64)
-            else:
-                raise SpecTheoryValueError(f"drafts: token ids must be integers, got dtype {d.dtype}")
-        d = d.astype(np.int64)
+        d = as_token_ids(d)
         V = p.shape[0]
         if d.min() < 0 or d.max() >= V:
             bad = int(d[(d < 0) | (d >= V)][0])

@@ -37,7 +37,7 @@ import numpy as np
 
 from .._validation import SpecTheoryValueError, check_distribution
 from ..schemes import _check_rng
-from ._base import accept_prob, residual
+from ._base import accept_prob, as_token_ids, residual
 from ._branching import RandomOracle, enumerate_branches
 
 __all__ = [
@@ -104,12 +104,7 @@ def _check_drafts(q, drafts) -> np.ndarray:
         raise SpecTheoryValueError(
             f"drafts: expected a 1-D array of γ = {gamma} token ids (one per row of q), got shape {d.shape}"
         )
-    if not np.issubdtype(d.dtype, np.integer):
-        if np.issubdtype(d.dtype, np.floating) and np.all(np.isfinite(d)) and np.all(d == np.round(d)):
-            d = d.astype(np.int64)
-        else:
-            raise SpecTheoryValueError(f"drafts: token ids must be integers, got dtype {d.dtype}")
-    d = d.astype(np.int64)
+    d = as_token_ids(d)
     outside = (d < 0) | (d >= V)
     if np.any(outside):
         i = int(np.flatnonzero(outside)[0])
