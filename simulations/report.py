@@ -52,32 +52,41 @@ def _settings_key(settings: dict) -> str:
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _replay_shards(rec, out: Path, ns, temperature, top_k, top_p, device, seed, progress):
-    """Replay each shard, reusing stored results of earlier runs with the same settings."""
+def replay_recording(rec, *, n, temperature=1.0, top_k=None, top_p=None, device="auto", seed=0,
+                     progress=False, cache_dir=None):
+    """Replay every shard of a :class:`~.record.Recording` and join the tables.
+
+    Shard i starts at the position after shard i − 1's last, so the rows (and the rrs_wor estimate's
+    random numbers) are those of one replay of the whole recording. With ``cache_dir``, each shard's
+    table is stored there, keyed by the settings and the shard's SHA-256, and reused by later calls.
+    """
     from tqdm.auto import tqdm
 
     from .replay import ReplayResult, replay
 
-    folder = out / "replay"
-    folder.mkdir(parents=True, exist_ok=True)
-    settings = {"n": list(ns), "temperature": temperature, "top_k": top_k, "top_p": top_p, "seed": seed,
-                "recording": [s["sha256"] for s in rec.shards]}
-    key = _settings_key(settings)
+    ns = list(n)
+    key = None
+    if cache_dir is not None:
+        cache_dir = Path(cache_dir)
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        key = _settings_key({"n": ns, "temperature": temperature, "top_k": top_k, "top_p": top_p, "seed": seed,
+                             "recording": [s["sha256"] for s in rec.shards]})
     results = []
     first = 0
     for i, s in enumerate(tqdm(rec.shards, desc="replay", unit="shard", disable=not progress)):
-        path = folder / f"{Path(s['file']).stem}.{key}.json"
-        if path.is_file():
+        path = None if key is None else cache_dir / f"{Path(s['file']).stem}.{key}.json"
+        res = None
+        if path is not None and path.is_file():
             try:
-                results.append(ReplayResult.from_json(path))
-                first += s["positions"]
-                continue
+                res = ReplayResult.from_json(path)
             except (ValueError, KeyError, json.JSONDecodeError):
-                pass  # damaged cache entry: recompute it
-        shard = rec.shard(i)
-        res = replay(shard["target"], shard["draft"], n=ns, temperature=temperature, top_k=top_k, top_p=top_p,
-                     device=device, seed=seed, first_position=first)
-        res.to_json(path)
+                res = None  # damaged cache entry: recompute it
+        if res is None:
+            shard = rec.shard(i)
+            res = replay(shard["target"], shard["draft"], n=ns, temperature=temperature, top_k=top_k, top_p=top_p,
+                         device=device, seed=seed, first_position=first)
+            if path is not None:
+                res.to_json(path)
         results.append(res)
         first += s["positions"]
     return ReplayResult.concat(results)
@@ -106,9 +115,8 @@ def _acceptance_traces(rec, temperature, top_k, top_p, seed):
 def _draft_length_section(traces, c_draft_ratios, max_k, progress):
     """Optimal policy vs threshold vs fixed K on a Markov process fitted to the traces, one comparison
     per draft-step cost (relative to one target verification, c0 = 1, c1 = 0)."""
-    from tqdm.auto import tqdm
-
     from spectheory.solvers import mdp
+    from tqdm.auto import tqdm
 
     process = mdp.fit_trace(traces, model="markov", n_bins=8, resolution=0.02)
     comparisons = [mdp.compare_policies(process, float(c), max_k=max_k, s_floor=1e-4)
@@ -244,7 +252,8 @@ def report(out="report", *, target=None, draft=None, prompts=None, max_new_token
     rec = load_recording(out / "recording")
     t_record = time.perf_counter() - t0
 
-    res = _replay_shards(rec, out, ns, temperature, top_k, top_p, device, seed, progress)
+    res = replay_recording(rec, n=ns, temperature=temperature, top_k=top_k, top_p=top_p, device=device, seed=seed,
+                           progress=progress, cache_dir=out / "replay")
     t_replay = time.perf_counter() - t0 - t_record
     files: list = []
     res.to_csv(out / "per_position.csv")

@@ -4,7 +4,6 @@ them runs."""
 
 from __future__ import annotations
 
-import json
 import sys
 
 
@@ -99,19 +98,11 @@ def run_replay(args) -> int:
     if args.top_p is not None and not (0 < args.top_p <= 1):
         raise CLIError(f"--top-p: must lie in (0, 1], got {args.top_p:g}")
     from spectheory.simulations.record import load_recording
-    from spectheory.simulations.replay import ReplayResult, replay
+    from spectheory.simulations.report import replay_recording
 
     rec = load_recording(args.dir)
-    from tqdm.auto import tqdm
-
-    parts = []
-    first = 0
-    for i in tqdm(range(len(rec.shards)), desc="replay", unit="shard", disable=not sys.stderr.isatty()):
-        shard = rec.shard(i)
-        parts.append(replay(shard["target"], shard["draft"], n=range(1, args.n_max + 1), temperature=args.temperature,
-                            top_k=args.top_k, top_p=args.top_p, device=args.device, first_position=first))
-        first += rec.shards[i]["positions"]
-    res = ReplayResult.concat(parts)
+    res = replay_recording(rec, n=range(1, args.n_max + 1), temperature=args.temperature, top_k=args.top_k,
+                           top_p=args.top_p, device=args.device, progress=sys.stderr.isatty())
     if args.csv:
         res.to_csv(args.csv)
     if args.json:
