@@ -271,13 +271,15 @@ def test_examples_are_small():
 
 
 def test_examples_regenerate_identically(tmp_path):
+    # Same seed, same arrays: equal up to the last bit of libm's exp/log, which differs between NumPy
+    # builds (SIMD paths), so 4 ulp relative, and exactly equal float32 logits after rounding.
     script = example_path("target.npy").parent / "make_examples.py"
     spec = importlib.util.spec_from_file_location("_make_examples", script)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     module.make(tmp_path)
     for name in ("target.npy", "draft.npy", "logits_target.safetensors", "logits_draft.safetensors"):
-        np.testing.assert_array_equal(load_array(tmp_path / name, "x"), load_array(example_path(name), "x"))
+        np.testing.assert_allclose(load_array(tmp_path / name, "x"), load_array(example_path(name), "x"), rtol=1e-15, atol=0)
 
 
 def test_example_path_unknown():
