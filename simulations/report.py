@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from spectheory._validation import SpecTheoryValueError
-from spectheory.io import atomic_path, write_json_atomic
+from spectheory.io import atomic_path, folder_lock, remove_stale_temporaries, write_json_atomic
 
 SCHEMES = ("iid", "without_replacement", "greedy")
 VERIFIERS = ("sd", "rrs", "rrs_wor", "kseq", "spechub", "greedy")
@@ -48,8 +48,56 @@ class ReportResult:
     files: list
 
 
+CACHE_FORMAT = "spectheory-replay-cache/1"
+
+
 def _settings_key(settings: dict) -> str:
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _content_sha256(key: dict, result: dict) -> str:
+    """SHA-256 of the canonical JSON of a cache entry's key and result (floats round-trip exactly
+    through JSON, so the hash recomputed from a file read back equals the one written)."""
+    text = json.dumps({"key": key, "result": result}, sort_keys=True, allow_nan=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _write_cache(path, key: dict, res) -> None:
+    """Store one shard's replay with its key (settings, shard hash, first position) and a content
+    hash of key and table, so that :func:`_read_cache` can tell an edited or truncated file."""
+    result = {"settings": res.settings, "info": res.info, "columns": {k: v.tolist() for k, v in res.table.items()}}
+    write_json_atomic(path, {"format": CACHE_FORMAT, "key": key, "content_sha256": _content_sha256(key, result),
+                             "result": result})
+
+
+def _read_cache(path, key: dict, positions: int, columns):
+    """The cached :class:`~.replay.ReplayResult` at ``path`` if it verifies, else None.
+
+    It verifies when it is a complete JSON document of :data:`CACHE_FORMAT` whose key equals ``key``
+    (same settings, same shard SHA-256, same first position), whose content hash matches its key and
+    table, and whose table has exactly ``columns`` with ``positions`` rows numbered from the key's
+    first position. Anything else (edited, truncated, missing rows or columns, an older format) is
+    recomputed, never used."""
+    from .replay import ReplayResult
+
+    try:
+        with open(path, encoding="utf-8") as fh:
+            doc = json.load(fh)
+        if not isinstance(doc, dict) or doc.get("format") != CACHE_FORMAT or doc.get("key") != key:
+            return None
+        result = doc["result"]
+        if doc.get("content_sha256") != _content_sha256(key, result):
+            return None
+        cols = result["columns"]
+        if list(cols) != list(columns) or any(len(v) != positions for v in cols.values()):
+            return None
+        table = {k: np.asarray(v, dtype=np.int64 if k == "position" else np.float64) for k, v in cols.items()}
+        first = key["first_position"]
+        if not np.array_equal(table["position"], np.arange(first, first + positions)):
+            return None
+        return ReplayResult(table, result["settings"], result["info"])
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):  # unreadable or malformed: recompute
+        return None
 
 
 def replay_recording(rec, *, n, temperature=1.0, top_k=None, top_p=None, device="auto", seed=0,
@@ -58,35 +106,40 @@ def replay_recording(rec, *, n, temperature=1.0, top_k=None, top_p=None, device=
 
     Shard i starts at the position after shard i − 1's last, so the rows (and the rrs_wor estimate's
     random numbers) are those of one replay of the whole recording. With ``cache_dir``, each shard's
-    table is stored there, keyed by the settings and the shard's SHA-256, and reused by later calls.
+    table is stored there with its key (the settings, the shard's SHA-256 and first position, the
+    package version) and a content hash, and reused by later calls only when it verifies
+    (:func:`_read_cache`); a damaged entry is recomputed and rewritten.
     """
     from tqdm.auto import tqdm
 
-    from .replay import ReplayResult, replay
+    from spectheory import __version__
+
+    from .replay import SAMPLINGS, VERIFIERS, column_names, replay, ReplayResult
 
     ns = list(n)
-    key = None
+    settings = None
     if cache_dir is not None:
         cache_dir = Path(cache_dir)
         cache_dir.mkdir(parents=True, exist_ok=True)
-        key = _settings_key({"n": ns, "temperature": temperature, "top_k": top_k, "top_p": top_p, "seed": seed,
-                             "recording": [s["sha256"] for s in rec.shards]})
+        settings = {"n": ns, "temperature": temperature, "top_k": top_k, "top_p": top_p, "seed": seed,
+                    "recording": [s["sha256"] for s in rec.shards], "version": __version__}
+        tag = _settings_key(settings)
+        columns = ["position"] + column_names(sorted(set(ns)), SAMPLINGS, VERIFIERS)
     results = []
     first = 0
     for i, s in enumerate(tqdm(rec.shards, desc="replay", unit="shard", disable=not progress)):
-        path = None if key is None else cache_dir / f"{Path(s['file']).stem}.{key}.json"
-        res = None
-        if path is not None and path.is_file():
-            try:
-                res = ReplayResult.from_json(path)
-            except (ValueError, KeyError, json.JSONDecodeError):
-                res = None  # damaged cache entry: recompute it
+        res = path = None
+        if settings is not None:
+            path = cache_dir / f"{Path(s['file']).stem}.{tag}.json"
+            key = dict(settings, shard=s["file"], shard_sha256=s["sha256"], first_position=first)
+            if path.is_file():
+                res = _read_cache(path, key, s["positions"], columns)
         if res is None:
             shard = rec.shard(i)
             res = replay(shard["target"], shard["draft"], n=ns, temperature=temperature, top_k=top_k, top_p=top_p,
                          device=device, seed=seed, first_position=first)
             if path is not None:
-                res.to_json(path)
+                _write_cache(path, key, res)
         results.append(res)
         first += s["positions"]
     return ReplayResult.concat(results)
@@ -216,16 +269,39 @@ def report(out="report", *, target=None, draft=None, prompts=None, max_new_token
     Returns
     -------
     ReportResult
-    """
-    from .record import load_recording, record
 
-    t0 = time.perf_counter()
+    Notes
+    -----
+    One report runs in a folder at a time: a second one started on the same ``out`` waits for the
+    first (an advisory lock, released when its process ends, also by SIGKILL), then finds everything
+    computed. Temporary files a killed run left behind are removed when the next one starts.
+    """
+    kwargs = dict(locals())
+    del kwargs["out"]
     if (target is None) != (draft is None):
         raise SpecTheoryValueError("--target and --draft: give both, or neither for the shipped reference pair")
-    if int(n_max) < 1:
+    if isinstance(n_max, bool) or int(n_max) < 1:
         raise SpecTheoryValueError(f"n_max: must be >= 1, got {n_max}")
     if temperature is None or not (temperature > 0):
         raise SpecTheoryValueError(f"--temperature: must be > 0 (the target samples its continuations), got {temperature}")
+    from .replay import _check_device
+
+    _check_device(device)  # before any model is loaded or folder created
+    out = Path(out)
+    with folder_lock(out):
+        remove_stale_temporaries(out)
+        remove_stale_temporaries(out / "replay")
+        return _report_locked(out, **kwargs)
+
+
+def _report_locked(out, *, target=None, draft=None, prompts=None, max_new_tokens: int = 48, n_max: int = 8,
+           temperature: float = 1.0, top_k=None, top_p=None, seed: int = 0, device: str = "auto",
+           max_prompts=None, c_draft_ratios=(0.05, 0.1, 0.2, 0.4), max_k: int = 16,
+           progress: bool = False) -> ReportResult:
+    """The body of :func:`report`, run while holding its folder's lock."""
+    from .record import load_recording, record
+
+    t0 = time.perf_counter()
     ns = list(range(1, int(n_max) + 1))
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
