@@ -152,13 +152,16 @@ def decimals_for(half_width: float, *, max_decimals: int = 6) -> int:
     if not (half_width > 0) or not math.isfinite(half_width):
         return max_decimals
     e = math.floor(math.log10(half_width))
-    lead = half_width / 10.0**e
+    lead = round(half_width / 10.0**e, 9)
     d = -e + (1 if lead < 3 else 0)
     return int(min(max(d, 0), max_decimals))
 
 
 def format_interval(mean: float, low: float, high: float) -> str:
-    """``"mean [low, high]"`` to the decimals of :func:`decimals_for` of the half-width."""
+    """``"mean [low, high]"`` to the decimals of :func:`decimals_for` of the half-width; a value
+    without spread (an exact zero gap, a constant column) prints as ``"0.0000 (no spread)"``."""
+    if not (high - low > 1e-12 * max(1.0, abs(mean))):
+        return f"{(0.0 if abs(mean) < 5e-5 else mean):.4f} (no spread)"
     d = decimals_for(0.5 * (high - low))
     return f"{mean:.{d}f} [{low:.{d}f}, {high:.{d}f}]"
 
