@@ -439,6 +439,8 @@ def report(out="report", *, target=None, draft=None, prompts=None, max_new_token
 
     _check_device(device)  # before any model is loaded or folder created
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise SpecTheoryValueError(f"--out: not a folder: {out}")
     with folder_lock(out):
         remove_stale_temporaries(out)
         remove_stale_temporaries(out / "replay")

@@ -97,8 +97,13 @@ def run_replay(args) -> int:
         raise CLIError(f"--temperature: must be >= 0, got {args.temperature:g}")
     if args.top_p is not None and not (0 < args.top_p <= 1):
         raise CLIError(f"--top-p: must lie in (0, 1], got {args.top_p:g}")
+    from spectheory.io import check_output_file
     from spectheory.simulations.record import load_recording
     from spectheory.simulations.report import replay_recording
+
+    for option, value in (("--csv", args.csv), ("--json", args.json)):
+        if value:
+            check_output_file(value, option)
 
     rec = load_recording(args.dir)
     res = replay_recording(rec, n=range(1, args.n_max + 1), temperature=args.temperature, top_k=args.top_k,
