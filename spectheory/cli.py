@@ -565,6 +565,20 @@ def _run_mdp(args) -> int:
     return run(args)
 
 
+# --------------------------------------------------------------------------- audit
+
+
+def _add_audit(subparsers) -> None:
+    from ._cli_audit import add_arguments
+
+    p = subparsers.add_parser("audit", help="is this verification rule lossless? exact audit and minimal counterexample",
+                              description="Audit a rule rule(p, q, drafts, rng) -> token (see spectheory.audit): "
+                              "exact output law over every draft tuple and branch, TV to p, acceptance against the "
+                              "bound, minimal counterexample. Exit status 0 lossless, 1 not, 2 user error.")
+    add_arguments(p)
+    p.set_defaults(func=lambda args: __import__("spectheory._cli_audit", fromlist=["run"]).run(args))
+
+
 # --------------------------------------------------------------------------- entry point
 
 #: Subcommand builders, in the order ``--help`` lists them.
@@ -574,7 +588,7 @@ def _add_replay_commands():
     return (cli_replay.add_record, cli_replay.add_replay, cli_replay.add_report)
 
 
-_COMMANDS = (_add_bound, _add_compare, _add_simulate, _add_mdp, *_add_replay_commands())
+_COMMANDS = (_add_bound, _add_compare, _add_simulate, _add_mdp, _add_audit, *_add_replay_commands())
 
 
 def build_parser() -> argparse.ArgumentParser:

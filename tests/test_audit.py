@@ -126,16 +126,16 @@ def _clipped(accept_prob):
 @pytest.mark.parametrize("name", ["sd", "rrs", "rrs_wor", "spechub"])
 def test_dropped_residual_update_is_caught(name, monkeypatch):
     _broken_modules(monkeypatch, "residual", _dropped)
-    r = st.audit(st.verifier(name), n=N_OF[name], **SEARCH)
+    r = st.audit(st.verifier(name), n=N_OF[name], max_V=3, max_examples=100)
     assert not r.lossless and r.counterexample is not None and r.tv > 1e-6
 
 
 @pytest.mark.parametrize("name", ["rrs", "rrs_wor"])
 def test_wrong_normaliser_is_caught(name, monkeypatch):
     _broken_modules(monkeypatch, "residual", _unnormalised)
-    r = st.audit(st.verifier(name), n=2, **SEARCH)
+    r = st.audit(st.verifier(name), n=2, max_V=3, max_examples=100)
     assert not r.lossless and (r.tv > 1e-6 or r.failure.kind == "bad_weights")  # weights summing to 0
-    assert r.counterexample[2] == 2 and r.p.size >= 2
+    assert r.p.size >= 2
 
 
 @pytest.mark.parametrize("name", sorted(set(VERIFIERS) - {"optimal"}))
@@ -463,3 +463,50 @@ def test_custom_draft_padding_beyond_support_is_caught():
         r = st.audit(rrs_wor, draft=draft, n=3, **SEARCH)
     assert not r.lossless and r.failure is not None
     assert r.bound is None
+
+
+# --------------------------------------------------------------------------------- command line
+_RULES_FILE = '''
+import numpy as np
+
+def skip(p, q, drafts, rng):
+    R, seen = p, set()
+    for x in drafts:
+        x = int(x)
+        if x in seen:
+            continue
+        seen.add(x)
+        if rng.uniform() < R[x] / q[x]:
+            return x
+        r = np.maximum(R - q, 0.0)
+        R = r / r.sum() if r.sum() > 0 else R
+    return rng.categorical(R)
+
+def sd(p, q, drafts, rng):
+    x = drafts[0]
+    return int(x) if rng.uniform() < p[x] / q[x] else rng.categorical(np.maximum(p - q, 0.0))
+
+NOT_CALLABLE = 3
+'''
+
+
+def test_cli_audit(tmp_path, monkeypatch, capsys):
+    import json
+
+    from spectheory.cli import main
+
+    (tmp_path / "myrules.py").write_text(_RULES_FILE)
+    monkeypatch.chdir(tmp_path)
+    assert main(["audit", "myrules:skip", "-n", "3", "--target", "0.2,0.5,0.3", "--draft", "0.4,0.4,0.2"]) == 1
+    out = capsys.readouterr().out
+    assert "NOT LOSSLESS" in out and "0.028" in out and "0.968" in out
+    assert main(["audit", str(tmp_path / "myrules.py") + ":sd", "-n", "1", "--max-V", "3", "--examples", "20",
+                 "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["lossless"] is True and data["counterexample"] is None
+    for argv, msg in ((["audit", "myrules:nope"], "no attribute"), (["audit", "nomodule_xyz:f"], "nomodule_xyz"),
+                      (["audit", "myrules:NOT_CALLABLE"], "callable"), (["audit", "skip"], "MODULE:FUNCTION"),
+                      (["audit", "myrules:sd", "--target", "0.5,0.5"], "--draft")):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and msg in err, err

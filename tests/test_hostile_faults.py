@@ -410,8 +410,17 @@ def pair(tmp_path_factory):
 
 
 def _spawn(code: str):
-    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", NUMBA_NUM_THREADS="1")
-    return subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    """Run ``code`` in a second Python with this process's thread counts.
+
+    Float reductions in torch's matmuls (and numba's parallel loops) depend on the number of threads,
+    so a recording made with 2 threads differs in the last bits from one made with 1; the child must
+    compute exactly as this process does for "resume equals an uninterrupted run" to be testable.
+    """
+    import torch
+
+    prefix = f"import torch\ntorch.set_num_threads({torch.get_num_threads()})\n"
+    return subprocess.Popen([sys.executable, "-c", prefix + code], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env=dict(os.environ))
 
 
 def _wait_for(predicate, proc, timeout=120.0):
