@@ -145,7 +145,9 @@ def add_report(subparsers) -> None:
     p.add_argument("--max-prompts", type=str, default=None, metavar="N",
                    help="use only the first N prompts (a quick run)")
     p.add_argument("--n-max", type=str, default=8, metavar="N", help="draft counts 1..N (default 8)")
-    p.add_argument("--temperature", type=float, default=1.0, metavar="T", help="sampling temperature (> 0)")
+    p.add_argument("--temperature", type=float, default=1.0, metavar="T",
+                   help="sampling temperature (>= 0; 0: greedy limit); a new value in an existing --out replays "
+                   "its recording (no model loaded when it is complete), files in OUT/settings-T=.../")
     p.add_argument("--top-k", type=str, default=None, metavar="K")
     p.add_argument("--top-p", type=float, default=None, metavar="P")
     p.add_argument("--seed", type=str, default=0, help="generation seed (integer >= 0)")
@@ -160,8 +162,8 @@ def run_report(args) -> int:
     _seed(args)
     if (args.target is None) != (args.draft is None):
         raise CLIError("--target and --draft: give both, or neither for the shipped reference pair")
-    if not (args.temperature > 0):
-        raise CLIError(f"--temperature: must be > 0 (the target samples its continuations), got {args.temperature:g}")
+    if not (args.temperature >= 0):
+        raise CLIError(f"--temperature: must be >= 0 (0: the greedy limit), got {args.temperature:g}")
     if args.top_p is not None and not (0 < args.top_p <= 1):
         raise CLIError(f"--top-p: must lie in (0, 1], got {args.top_p:g}")
     from spectheory.simulations.report import report
