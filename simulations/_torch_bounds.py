@@ -39,7 +39,13 @@ def probs_from_logits(x: torch.Tensor, temperature: float, top_k, top_p) -> torc
     if temperature == 0:
         probs = (x == 0).to(x.dtype)
         return probs / probs.sum(dim=-1, keepdim=True)
-    x = x / temperature
+    info = torch.finfo(x.dtype)
+    if x.dtype != torch.float64 and not (float(info.tiny) <= temperature <= float(info.max)):
+        # a temperature that is 0, subnormal or inf in x's dtype (1e-46, 1e39 in float32): divide
+        # in float64 (0 / 0 and -inf / inf would be NaN)
+        x = (x.to(torch.float64) / temperature).to(x.dtype)
+    else:
+        x = x / temperature
     V = x.shape[-1]
     if top_k is not None and top_k < V:
         kth = torch.topk(x, top_k, dim=-1, sorted=True).values[..., top_k - 1 : top_k]

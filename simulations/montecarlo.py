@@ -63,6 +63,8 @@ True
 from __future__ import annotations
 
 import math
+import signal
+import threading
 import numbers
 from dataclasses import dataclass
 
@@ -321,6 +323,21 @@ def _wor_tables(p, q, k):
     )
 
 
+#: Most chunks one kernel call runs (2^24 trials): the longest stretch during which Ctrl-C waits.
+MAX_BLOCK_CHUNKS = 1024
+
+
+class SimulationInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a simulation: ``partial`` is the :class:`Simulation` of the trials completed
+    (the first ``partial.estimate.trials`` of the requested run, in whole blocks), or None when
+    none had completed; ``requested`` the number of trials asked for."""
+
+    def __init__(self, partial, requested: int):
+        super().__init__("simulation interrupted")
+        self.partial = partial
+        self.requested = requested
+
+
 def _groups(trials: int, V: int, want_hist: bool) -> int:
     n_chunks = -(-trials // CHUNK)
     g = min(n_chunks, 4 * numba.get_num_threads())
@@ -341,19 +358,29 @@ def _run(p, q, n, verifier, trials, seed, want_hist, *, groups=None, table_limit
     kernel, args = _prepare(verifier, p, q, n, table_limit)
     k0, k1 = _key(seed)
     n_chunks = -(-trials // CHUNK)
-    # Blocks of chunks for the progress bar: chunk c is seeded from (seed, c) whatever block runs it,
-    # and integer counts add exactly, so the result does not depend on the blocks.
+    # Blocks of chunks: each kernel call runs one block and returns to Python, so Ctrl-C (SIGINT)
+    # stops a long run within about a block's time (a numba kernel cannot be interrupted), and the
+    # progress bar moves. Chunk c is seeded from (seed, c) whatever block runs it, and integer
+    # counts add exactly, so the result does not depend on the blocks.
     if block_chunks is None:
-        block_chunks = n_chunks if not progress else max(64 * numba.get_num_threads(), -(-n_chunks // 100))
+        block_chunks = max(64 * numba.get_num_threads(), min(-(-n_chunks // 100), MAX_BLOCK_CHUNKS))
     block = max(1, int(block_chunks))
     accepted_total = 0
+    done = 0
     hist_total = np.zeros(p.shape[0], np.int64) if want_hist else None
     from tqdm.auto import tqdm
 
     bar = tqdm(total=trials, desc=f"simulate {verifier}", unit="trial", unit_scale=True, disable=not progress)
     threads = numba.get_num_threads()
+    # A SIGINT during a kernel would surface as a SystemError from numba: note it, stop after the block
+    stop: list[int] = []
+    old_handler = None
+    if threading.current_thread() is threading.main_thread():
+        old_handler = signal.signal(signal.SIGINT, lambda signum, frame: stop.append(signum))
     try:
         for c_start in range(0, n_chunks, block):
+            if stop:
+                raise KeyboardInterrupt
             c_stop = min(n_chunks, c_start + block)
             block_trials = min(trials, c_stop * CHUNK) - c_start * CHUNK
             G = _groups(block_trials, p.shape[0], want_hist) if groups is None else int(groups)
@@ -365,10 +392,23 @@ def _run(p, q, n, verifier, trials, seed, want_hist, *, groups=None, table_limit
             accepted_total += int(accepted.sum())
             if want_hist:
                 hist_total += hist.sum(axis=0)
+            done += block_trials
             bar.update(block_trials)
+    except KeyboardInterrupt:
+        partial = None
+        if done > 0:
+            m = accepted_total / done
+            partial = Simulation(Estimate(m, math.sqrt(m * (1.0 - m) / done), done), accepted_total, hist_total)
+        raise SimulationInterrupted(partial, trials) from None
     finally:
+        if old_handler is not None:
+            signal.signal(signal.SIGINT, old_handler)
         numba.set_num_threads(threads)
         bar.close()
+    if stop:  # interrupted during the last block
+        m = accepted_total / done
+        raise SimulationInterrupted(
+            Simulation(Estimate(m, math.sqrt(m * (1.0 - m) / done), done), accepted_total, hist_total), trials)
     mean = accepted_total / trials
     est = Estimate(mean, math.sqrt(mean * (1.0 - mean) / trials), trials)
     return Simulation(est, accepted_total, hist_total)

@@ -43,6 +43,9 @@ BELIEF_KEY_SCALE = 1e12
 MAX_EXACT_BELIEFS = 512
 #: Most states (S values × information states) in one layer.
 MAX_LAYER_STATES = 2_000_000
+#: Largest max_k (drafts per round): the model holds max_k + 1 layers (about 5 s at max_k = 1024
+#: for a two-value i.i.d. process); no drafter makes more drafts in one round.
+MAX_K = 1024
 #: Most (S value, acceptance value) pairs of one layer (n_k · n_v).
 MAX_LAYER_GATHER = 40_000_000
 
@@ -324,6 +327,9 @@ def compile_model(process: AcceptanceProcess, max_k: int, *, s_floor: float = 0.
     >>> [L.S.tolist() for L in model.layers]
     [[1.0], [0.5, 1.0], [0.25, 0.5, 1.0], [0.125, 0.25, 0.5, 1.0]]
     """
+    from spectheory._validation import check_int
+
+    max_k = check_int(max_k, "max_k", minimum=1, maximum=MAX_K, why="the model holds max_k + 1 layers")
     if belief not in ("auto", "exact", "grid"):
         raise SpecTheoryValueError(f"belief: expected 'auto', 'exact' or 'grid', got {belief!r}")
     if belief == "grid" and belief_grid is None and not process.observed:

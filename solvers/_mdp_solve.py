@@ -10,8 +10,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from spectheory._validation import SpecTheoryValueError
+from spectheory._validation import check_int as check_count
 
-from ._mdp_model import Model, backward, compile_model, forward, summarize
+from ._mdp_model import MAX_K, Model, backward, compile_model, forward, summarize
 from ._mdp_policy import (
     Costs,
     FixedK,
@@ -36,7 +37,8 @@ def _check_process(process) -> AcceptanceProcess:
 
 
 def _check_max_k(max_k) -> int:
-    return check_int(DEFAULT_MAX_K if max_k is None else max_k, "max_k", 1)
+    return check_count(DEFAULT_MAX_K if max_k is None else max_k, "max_k", minimum=1, maximum=MAX_K,
+                      why="the model holds max_k + 1 layers")
 
 
 def _split_costs_max_k(c_draft, c_target, max_k):

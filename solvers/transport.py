@@ -75,22 +75,37 @@ class TransportLPResult:
     backend: str
 
 
+#: Tuple counts above this are not computed exactly (``3**10**9`` would take minutes): they are
+#: reported as "more than 10^60", far beyond any LP that fits in memory.
+_COUNT_CAP = 10**60
+
+
 def _tuple_count(scheme, q: np.ndarray, n: int) -> int:
     """Number of tuples of the scheme's tuple law (an upper bound: tuples whose probability
-    underflows to 0 are dropped later), counted without enumerating them."""
+    underflows to 0 are dropped later), counted without enumerating them; capped at
+    ``_COUNT_CAP + 1`` (decided on logarithms first, so a huge n costs nothing)."""
     k = scheme.effective_n(q, n)  # validates n for the scheme (hub: n = 2; independent: rows)
     if scheme.name == "independent":
-        return math.prod(int(np.count_nonzero(row > 0)) for row in q)
+        counts = [int(np.count_nonzero(row > 0)) for row in q]
+        log10 = sum(math.log10(c) for c in counts if c > 0)
+        return _COUNT_CAP + 1 if log10 > 61 else math.prod(counts)
     m = int(np.count_nonzero(q > 0))
     if scheme.name == "iid":
-        return m**k
+        return _COUNT_CAP + 1 if k * math.log10(max(m, 1)) > 61 else m**k
     if scheme.name == "without_replacement":
-        return math.perm(m, k)
+        if k > m:
+            return 0
+        log10 = (math.lgamma(m + 1) - math.lgamma(m - k + 1)) / math.log(10)
+        return _COUNT_CAP + 1 if log10 > 61 else math.perm(m, k)
     if scheme.name == "greedy":
         return m - (k - 1)
     if scheme.name == "hub":
         return 1 if k == 1 else 2 * (m - 1)
     raise SpecTheoryValueError(f"sampling: the transport LP does not know scheme {scheme.name!r}")  # pragma: no cover
+
+
+def _format_count(x: int) -> str:
+    return "more than 10^60" if x > _COUNT_CAP else f"{x:,}"
 
 
 def _memory_estimate(n_vars: int) -> int:
@@ -100,6 +115,7 @@ def _memory_estimate(n_vars: int) -> int:
 
 
 def _format_bytes(b: float) -> str:
+    b = float(min(b, 10**300))  # a huge int would overflow in b / 1024
     for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
         if b < 1024 or unit == "PiB":
             return f"{b:.3g} {unit}"
@@ -112,7 +128,7 @@ def _too_large(n_vars: int, limit: int, T: int, Vp: int, sampling: str) -> SpecT
     if sampling == "independent":
         alt += " (or method='brute' for V <= 22)"
     return SpecTheoryValueError(
-        f"n: the transport LP would have {n_vars:,} variables ({T:,} draft tuples x {Vp:,} target "
+        f"n: the transport LP would have {_format_count(n_vars)} variables ({_format_count(T)} draft tuples x {Vp:,} target "
         f"tokens; limit max_variables = {limit:,}) and need about {_format_bytes(_memory_estimate(n_vars))} "
         f"of memory (estimate nnz*(8+4) + variables*8*{_VECTORS_PER_VARIABLE} bytes, nnz = 2*variables: the "
         f"sparse constraint matrix and the solver's work vectors); use {alt} instead"

@@ -57,8 +57,13 @@ def error_line(exc: BaseException) -> str:
 # --------------------------------------------------------------------------- shared helpers
 
 
+#: Most draft counts one -n list may name (a range like 1-100000000 is refused before it is expanded).
+MAX_N_VALUES = 4096
+
+
 def parse_n_list(tokens, *, option: str = "-n") -> list[int]:
-    """``["1", "2", "4"]``, ``["1-8"]`` or ``["1,2,4"]`` → sorted distinct draft counts, each >= 1."""
+    """``["1", "2", "4"]``, ``["1-8"]`` or ``["1,2,4"]`` → sorted distinct draft counts, each >= 1;
+    at most ``MAX_N_VALUES`` of them."""
     out: list[int] = []
     for token in tokens:
         for part in str(token).split(","):
@@ -72,6 +77,11 @@ def parse_n_list(tokens, *, option: str = "-n") -> list[int]:
                     raise CLIError(f"{option}: must be an integer >= 1, got {lo}")
                 if hi < lo:
                     raise CLIError(f"{option}: empty range {part!r} (write LOW-HIGH with LOW <= HIGH)")
+                if hi - lo + 1 + len(out) > MAX_N_VALUES:
+                    raise CLIError(
+                        f"{option}: at most {MAX_N_VALUES} draft counts in one call, got the range {part} "
+                        f"({hi - lo + 1:,} values)"
+                    )
                 out.extend(range(lo, hi + 1))
                 continue
             try:
@@ -83,6 +93,8 @@ def parse_n_list(tokens, *, option: str = "-n") -> list[int]:
             if value < 1:
                 raise CLIError(f"{option}: must be an integer >= 1, got {value}")
             out.append(value)
+            if len(out) > MAX_N_VALUES:
+                raise CLIError(f"{option}: at most {MAX_N_VALUES} draft counts in one call")
     if not out:
         raise CLIError(f"{option}: no draft count given")
     return sorted(set(out))
@@ -524,10 +536,18 @@ def _run_simulate_acceptance(args) -> int:
     p = load_array(args.target, "--target")
     q = load_array(args.draft, "--draft")
     try:
-        from spectheory.simulations.montecarlo import estimate_acceptance
+        from spectheory.simulations.montecarlo import SimulationInterrupted, estimate_acceptance
     except ImportError as exc:
         raise CLIError(f"simulate acceptance: the Monte Carlo module is not available ({exc})") from None
-    est = estimate_acceptance(p, q, n, args.verifier, trials, seed, progress=sys.stderr.isatty() and not args.json)
+    status = 0
+    try:
+        est = estimate_acceptance(p, q, n, args.verifier, trials, seed, progress=sys.stderr.isatty() and not args.json)
+    except SimulationInterrupted as stop:  # Ctrl-C: report the trials completed, exit 130
+        if stop.partial is None:
+            raise
+        est, status = stop.partial.estimate, 130
+        print(f"{PROG}: interrupted after {int(est.trials):,} of {trials:,} trials; the estimate below "
+              "uses the completed ones", file=sys.stderr)
     mean, stderr, done = float(est.mean), float(est.stderr), int(est.trials)
     if args.json:
         print(json.dumps({
@@ -535,9 +555,9 @@ def _run_simulate_acceptance(args) -> int:
             "settings": {"target": args.target, "draft": args.draft, "n": n, "verifier": args.verifier,
                          "trials": trials, "seed": seed},
         }, indent=2))
-        return 0
+        return status
     print(f"acceptance of {args.verifier} with n = {n}: {mean:.6f} ± {stderr:.2g}  ({done} trials, seed {seed})")
-    return 0
+    return status
 
 
 # --------------------------------------------------------------------------- mdp

@@ -20,7 +20,8 @@ def from_logits(logits, temperature: float = 1.0, top_k: int | None = None, top_
     nor loses the argmax in float32 at small temperatures.
 
     ``temperature = 0`` is the limit T → 0: the uniform distribution over the maximal logits
-    (a one-hot vector when the maximum is unique).
+    (a one-hot vector when the maximum is unique). Any positive finite temperature is exact, also one
+    that is 0 or infinite in the logits' float32 (1e-46, 1e39): the division is then done in float64.
 
     Parameters
     ----------
@@ -67,7 +68,13 @@ def from_logits(logits, temperature: float = 1.0, top_k: int | None = None, top_
     if temperature == 0:
         probs = (x == 0).astype(out_dtype)
         return probs / probs.sum(axis=-1, keepdims=True)
-    x = x / out_dtype(temperature)
+    info = np.finfo(out_dtype)
+    if out_dtype != np.float64 and not (float(info.tiny) <= temperature <= float(info.max)):
+        # a positive temperature that is 0, subnormal or inf in float32 (1e-46, 1e39): divide in
+        # float64, where it is a normal number (0 / 0 or -inf / inf would give NaN)
+        x = x.astype(np.float64) / float(temperature)
+    else:
+        x = x / out_dtype(temperature)
     if top_k is not None and top_k < x.shape[-1]:
         kth = -np.partition(-x, top_k - 1, axis=-1)[..., top_k - 1 : top_k]
         x = np.where(x < kth, -np.inf, x)

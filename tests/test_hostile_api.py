@@ -61,3 +61,55 @@ def test_replay_refuses_scalars_huge_n_and_huge_paths():
         replay(np.log(P)[None], np.log(Q)[None], n=3, device="cpu", rrs_wor_paths=10**9)
     with pytest.raises(SpecTheoryValueError, match="^n: must be an integer, got the boolean"):
         replay(np.log(P)[None], np.log(Q)[None], n=True, device="cpu")
+
+
+def test_huge_n_is_refused_at_once_or_answered():
+    from spectheory._validation import MAX_N
+
+    with pytest.raises(SpecTheoryValueError, match=f"^n: must be <= {MAX_N}"):
+        st.optimal_acceptance(P, Q, 10**30)
+    assert st.optimal_acceptance(P, Q, 10**9, sampling="without_replacement") == pytest.approx(1.0)
+    with pytest.raises(SpecTheoryValueError, match="^n: must be <= 4096 \\(the rrs residual"):
+        st.acceptance(P, Q, 10**9, "rrs")
+
+
+def test_transport_lp_huge_n_refusal_is_formatted():
+    for n in (700, 10**9):
+        with pytest.raises(SpecTheoryValueError, match="^n: the transport LP would have more than 10\\^60 variables"):
+            st.solvers.transport_lp(P, Q, n)
+
+
+def test_monte_carlo_huge_n_refused_before_allocation():
+    from spectheory.simulations.montecarlo import estimate_acceptance
+
+    with pytest.raises(SpecTheoryValueError, match="^n: must be <= 4096"):
+        estimate_acceptance(P, Q, 10**9, "rrs", 100, 0)
+
+
+def test_mdp_max_k_limit():
+    from spectheory.solvers import mdp
+
+    with pytest.raises(SpecTheoryValueError, match="^max_k: must be <= 1024"):
+        mdp.optimal_policy(mdp.iid_process([0.6, 0.9]), 0.1, 1.0, max_k=10**6)
+
+
+@pytest.mark.parametrize("temperature", [1e-46, 1e-40, 1e39])
+def test_from_logits_temperature_out_of_float32_range(temperature):
+    x = np.array([[1.0, 2.0, 3.0], [1.0, -np.inf, 3.0]])
+    want = st.from_logits(x, temperature=temperature)
+    got = st.from_logits(x.astype(np.float32), temperature=temperature)
+    assert np.all(np.isfinite(got)) and np.allclose(got, want, atol=1e-6)
+    expect = np.array([[0, 0, 1], [0, 0, 1]]) if temperature < 1 else np.array([[1 / 3] * 3, [0.5, 0, 0.5]])
+    assert np.allclose(want, expect, atol=1e-6)
+
+
+def test_replay_float32_temperature_out_of_range():
+    torch = pytest.importorskip("torch")
+    from spectheory.simulations.replay import replay
+
+    x = np.array([[1.0, 2.0, 3.0], [1.0, -np.inf, 3.0]])
+    for T in (1e-46, 1e39):
+        a = replay(x, x[::-1].copy(), n=2, device="cpu", temperature=T, dtype=torch.float32).table
+        b = replay(x, x[::-1].copy(), n=2, device="cpu", temperature=T, dtype=torch.float64).table
+        for k in a:
+            assert np.allclose(np.asarray(a[k], float), np.asarray(b[k], float), atol=1e-6), k

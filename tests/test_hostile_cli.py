@@ -139,3 +139,36 @@ def test_out_that_is_a_file_is_refused(tmp_path):
         record("a", "b", ["x"], tmp_path / "f", device="cpu")
     with pytest.raises(SpecTheoryValueError, match="--out: not a folder"):
         report(tmp_path / "f", device="cpu")
+
+
+def test_huge_n_range_and_max_k_are_one_line(tmp_path, capsys):
+    from spectheory.cli import main
+
+    np.save(tmp_path / "p.npy", np.array([0.5, 0.3, 0.2]))
+    np.save(tmp_path / "q.npy", np.array([0.2, 0.3, 0.5]))
+    rc = main(["bound", "--target", str(tmp_path / "p.npy"), "--draft", str(tmp_path / "q.npy"), "-n", "1-100000000"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "at most 4096 draft counts" in err[0]
+    assert main(["mdp", "--iid", "0.6,0.9", "--max-k", "1000000000"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "max_k: must be <= 1024" in err[0]
+
+
+def test_sigint_during_simulate_acceptance_stops_cleanly(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    np.save(tmp_path / "p.npy", np.array([0.5, 0.3, 0.2]))
+    np.save(tmp_path / "q.npy", np.array([0.2, 0.3, 0.5]))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "spectheory", "simulate", "acceptance", "--target", str(tmp_path / "p.npy"),
+         "--draft", str(tmp_path / "q.npy"), "--trials", str(10**12)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    time.sleep(6)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "interrupted after" in err and "acceptance of rrs with n = 2: 0.76" in out

@@ -28,6 +28,15 @@ class RecursiveRejection(Verifier):
 
     name = "rrs"
     samplings = ("iid", "independent")
+    #: Largest n accepted: the exact acceptance walks the n residual steps (about a second at
+    #: n = 4096, V = 3); far beyond any draft count in use, where the acceptance has converged.
+    MAX_N = 4096
+
+    def check_n(self, n) -> int:
+        """Validate ``n``: an integer in ``[1, MAX_N]`` (the residual recursion takes n steps)."""
+        from .._validation import check_n
+
+        return check_n(n, maximum=self.MAX_N, why="the rrs residual recursion takes n steps")
 
     def __init__(self, sampling: str = "iid"):
         if sampling not in self.samplings:
