@@ -7,8 +7,8 @@ no Python loop over positions, only over n (≤ a handful), bisection steps and 
 The sort that serves most columns is done once per row (:func:`sort_by_ratio`): tokens in increasing
 order of p/q (q = 0 last, ratio +∞), with prefix sums from the front and suffix sums from the back.
 
-* i.i.d. bound: α*_iid = min(1, min_k [P(H_k) + 1 − Q(H_k)^n]) over the V + 1 prefixes (sorted-prefix
-  theorem, proved), all n from one sort.
+* the bounds: :func:`spectheory.solvers.bounds.bound_rows` (the package's one implementation; the
+  i.i.d. bound reads this module's sort).
 * kseq: β(ρ) = Σ_{p/q ≥ ρ} q + (1/ρ) Σ_{p/q < ρ} p by ``torch.searchsorted`` in the sorted ratios; ρ*
   by bisection on f(ρ) = ρβ − 1 + (1 − β)^n, all n and rows at once.
 * rrs_wor, n = 2: the closed form of REFERENCE §3; F(c) = Σ_y min(r(y), c q(y)) with
@@ -17,8 +17,7 @@ order of p/q (q = 0 last, ratio +∞), with prefix sums from the front and suffi
   the state is R = (p − θq)+/Z(θ) and D = q/m on the tokens not yet rejected, so each step costs
   O(log V) per sampled history (see :func:`rrs_wor_histories`).
 * rrs: the residuals are R_i = (p − θ_i q)+/Z(θ_i), so every step is a searchsorted too.
-* greedy bound: the top max(n) draft tokens (``torch.topk``) and G(c) = Σ min(p, c q) from the sort.
-* hub bound, sd, spechub: a few O(V) elementwise passes.
+* sd, spechub: a few O(V) elementwise passes.
 """
 
 from __future__ import annotations
@@ -127,79 +126,8 @@ def support(q: torch.Tensor) -> torch.Tensor:
     return (q > 0).sum(dim=1)
 
 
-# --------------------------------------------------------------------------------------------
-# optimal acceptance
-# --------------------------------------------------------------------------------------------
-def iid_bound(sr: SortedRatios, ns) -> dict[int, torch.Tensor]:
-    """α*_iid for every n in ``ns``: min(1, min_k [P(H_k) + 1 − Q(H_k)^n]), empty prefix included."""
-    out = {}
-    base = sr.p_below + 1.0
-    Qn = torch.ones_like(sr.q_below)
-    for n in range(1, max(ns) + 1):
-        Qn = Qn * sr.q_below
-        if n in ns:
-            out[n] = torch.clamp((base - Qn).min(dim=1).values, 0.0, 1.0)
-    return out
-
-
-def top_tokens(q: torch.Tensor, K: int):
-    """The K largest draft probabilities per row with their token ids, ties in lower index first (the
-    NumPy path's ``_top_mask``): ``torch.topk``, and a stable full sort for the rows with equal values
-    among them (rare outside constructed cases)."""
-    K = min(K, q.shape[1])
-    vals, idx = torch.topk(q, K, dim=1, sorted=True)
-    if K > 1:
-        tied = (vals[:, 1:] == vals[:, :-1]).any(dim=1)
-        if bool(tied.any()):
-            idx = idx.clone()
-            idx[tied] = torch.sort(q[tied], dim=1, descending=True, stable=True).indices[:, :K]
-            vals = torch.gather(q, 1, idx)
-    return vals, idx
-
-
-def greedy_bound(p: torch.Tensor, q: torch.Tensor, sr: SortedRatios, ns) -> dict[int, torch.Tensor]:
-    """α*_greedy = p(T) + Σ_{x∉T} min(p, q/m), T the k − 1 most likely draft tokens, k = min(n, |supp q|),
-    m = q(Ω \\ T), for every n in ``ns``.
-
-    Σ_{x∉T} min(p, q/m) = G(1/m) − Σ_{x∈T} min(p, q/m) with G from the ratio sort (:func:`min_sum`);
-    m = q(outside the top max(ns) tokens) + the top tokens not in T, a sum of non-negative terms
-    (no cancellation when T holds almost all the draft mass).
-    """
-    K = min(max(ns), q.shape[1])
-    q_top, idx = top_tokens(q, K)
-    p_top = torch.gather(p, 1, idx)
-    outside = torch.ones_like(q, dtype=torch.bool).scatter_(1, idx, False)
-    rest = torch.where(outside, q, torch.zeros_like(q)).sum(dim=1)
-    slot = torch.arange(K, device=q.device)[None, :]
-    sup = support(q)
-    zero = torch.zeros_like(p_top)
-    out = {}
-    for n in ns:
-        in_T = slot < (torch.clamp(sup, max=n) - 1)[:, None]
-        m = rest + torch.where(in_T, zero, q_top).flip(1).sum(dim=1)  # smallest first
-        c = (1.0 / m)[:, None]
-        inside = torch.where(in_T, torch.minimum(p_top, q_top * c), zero).sum(dim=1)
-        val = torch.where(in_T, p_top, zero).sum(dim=1) + min_sum(sr, c)[:, 0] - inside
-        out[n] = torch.clamp(val, 0.0, 1.0)
-    return out
-
-
-def _hub_parts(p: torch.Tensor, q: torch.Tensor):
-    a = torch.argmax(q, dim=1, keepdim=True)  # first maximum, as numpy
-    off = torch.ones_like(q, dtype=torch.bool).scatter_(1, a, False)
-    zero = torch.zeros_like(q)
-    rest = torch.where(off, q, zero).sum(dim=1, keepdim=True)
-    return a, off, zero, rest
-
-
-def hub_bound(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
-    """α*_hub = min(1, p(a) + Σ_{x≠a} min(p, q/(1 − q(a)))), a = argmax q; p(a) when q is one-hot."""
-    a, off, zero, rest = _hub_parts(p, q)
-    pa = torch.gather(p, 1, a)[:, 0]
-    single = rest[:, 0] <= 0
-    q_tilde = torch.where(off, q, zero) / torch.where(rest > 0, rest, torch.ones_like(rest))
-    two = pa + torch.minimum(torch.where(off, p, zero), q_tilde).sum(dim=1)
-    return torch.clamp(torch.where(single, pa, torch.clamp(two, max=1.0)), 0.0, 1.0)
+# The optimal-acceptance bounds (iid, without_replacement, greedy, hub, topk) live in one place,
+# spectheory.solvers.bounds.bound_rows, which replay calls with this module's ratio sort.
 
 
 # --------------------------------------------------------------------------------------------

@@ -99,6 +99,18 @@ def compare(p, q, ns, verifiers=DEFAULT_VERIFIERS, *, progress: bool = False) ->
     rows = []
     from tqdm.auto import tqdm
 
+    # every scheme's bound for all its n in one pass of the bound engine
+    by_scheme: dict = {}
+    for _, sampling, n in jobs:
+        by_scheme.setdefault(sampling, [])
+        if n not in by_scheme[sampling]:
+            by_scheme[sampling].append(n)
+    for sampling, sns in by_scheme.items():
+        vals = np.asarray(optimal_acceptance(p, q, sns, sampling))
+        vals = vals.reshape(-1, len(sns))
+        for j, n in enumerate(sns):
+            bounds[(sampling, n)] = vals[:, j]
+
     for name, sampling, n in tqdm(jobs, desc="compare", disable=not progress, leave=False):
         if (sampling, n) not in bounds:
             bounds[(sampling, n)] = np.atleast_1d(optimal_acceptance(p, q, n, sampling))
