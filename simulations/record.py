@@ -115,9 +115,18 @@ def read_prompts(path) -> list[str]:
     """Prompts from a file: a JSON list of strings (``.json``) or one prompt per non-empty line,
     where ``\\n`` stands for a newline."""
     p = Path(path)
+    if p.is_dir():
+        raise SpecTheoryValueError(f"--prompts: is a directory, not a file: {path}")
     if not p.is_file():
         raise SpecTheoryValueError(f"--prompts: file not found: {path}")
-    text = p.read_text(encoding="utf-8")
+    try:
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise SpecTheoryValueError(
+            f"--prompts: {path} is not UTF-8 text (byte {exc.start}: {exc.reason})"
+        ) from None
+    except OSError as exc:
+        raise SpecTheoryValueError(f"--prompts: cannot read {path} ({exc.strerror or exc})") from None
     if p.suffix == ".json":
         try:
             prompts = json.loads(text)
@@ -434,6 +443,8 @@ def record(target, draft, prompts, out, *, max_new_tokens: int = 64, temperature
     settings = _settings(target, draft, prompts, max_new_tokens=max_new_tokens, temperature=temperature,
                          top_k=top_k, top_p=top_p, do_sample=do_sample, teacher_force=teacher_force,
                          seed=seed, dtype=dtype)
+    if out.exists() and not out.is_dir():
+        raise SpecTheoryValueError(f"--out: not a folder: {out}")
     with folder_lock(out):
         # one writer at a time: a concurrent record() of the same folder waits, then finds the shards
         # done; the temporary files of a writer that was killed are removed (no live writer owns them)

@@ -5,6 +5,8 @@
 * :func:`bound_rows` — the one batched engine of every scheme's bound (iid, without_replacement,
   greedy, hub, topk), NumPy or torch rows, every n in one pass (:mod:`.bounds`).
 * :func:`canonical_selection` — Khisti et al.'s selection LP (canonical optimal verifier), cvxpy.
+* :func:`optimal_selection_law`, :func:`priority_mixture`, :func:`priority_selector` — an optimal
+  selection law in closed form and a random priority order inducing it (no LP).
 * :func:`optimal_acceptance` — the public dispatcher (also ``spectheory.optimal_acceptance``).
 * :mod:`mdp` — how many tokens to draft: Leviathan's closed forms, the exact optimal drafting policy
   (Dinkelbach + backward induction), SpecDec++'s threshold rule, fixed K.
@@ -12,11 +14,19 @@
 """
 
 from .canonical import MAX_SELECTION_VARIABLES, CanonicalResult, canonical_selection
-from .brute_dual import MAX_BRUTE_V, SubsetDualResult, subset_dual_brute
+from .brute_dual import MAX_BRUTE_V, SubsetDualResult, containment_table, subset_dual_brute
 from .bounds import bound_rows
 from .transport import MAX_LP_VARIABLES, TransportLPResult, transport_lp
 from .exponential_race import wor_containment, wor_containment_prefixes
 from .optimal import optimal_acceptance
+from .priority import (
+    MAX_PRIORITY_V,
+    PriorityMixture,
+    SelectionLaw,
+    optimal_selection_law,
+    priority_mixture,
+    priority_selector,
+)
 from . import mdp, tree_dp
 from .tree_dp import best_tree, best_tree_budget
 
@@ -26,6 +36,13 @@ __all__ = [
     "canonical_selection",
     "MAX_BRUTE_V",
     "MAX_LP_VARIABLES",
+    "MAX_PRIORITY_V",
+    "PriorityMixture",
+    "SelectionLaw",
+    "containment_table",
+    "optimal_selection_law",
+    "priority_mixture",
+    "priority_selector",
     "SubsetDualResult",
     "TransportLPResult",
     "best_tree",

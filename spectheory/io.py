@@ -297,6 +297,24 @@ def folder_lock(folder):
         os.close(fd)  # closing releases the lock
 
 
+def check_output_file(path, name: str) -> Path:
+    """Check, before any work, that ``path`` can be written as a file: not a directory, in a folder
+    that exists. Raises :class:`~spectheory.SpecTheoryValueError` naming the option ``name``."""
+    p = Path(os.fspath(path))
+    if str(p) in ("", "."):
+        raise SpecTheoryValueError(f"{name}: no file name given")
+    if p.is_dir():
+        raise SpecTheoryValueError(f"{name}: is a directory, not a file: {p}")
+    parent = p.parent if str(p.parent) else Path(".")
+    if not parent.exists():
+        raise SpecTheoryValueError(f"{name}: folder does not exist: {parent}")
+    if not parent.is_dir():
+        raise SpecTheoryValueError(f"{name}: not a folder: {parent}")
+    if not os.access(parent, os.W_OK):
+        raise SpecTheoryValueError(f"{name}: folder is not writable: {parent}")
+    return p
+
+
 def write_json_atomic(path, obj, *, indent: int | None = 2) -> None:
     """Write ``obj`` as JSON to ``path`` atomically (see :func:`atomic_path`). NumPy scalars and
     arrays are converted to Python numbers and lists."""

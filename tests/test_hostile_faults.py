@@ -382,3 +382,187 @@ def test_replay_cache_of_another_shard_is_not_used(tmp_path):
     a.write_bytes(b.read_bytes())  # shard 1's table under shard 0's name
     np.testing.assert_array_equal(_replay_all(folder, cache)["bound/iid/n=3"], fresh["bound/iid/n=3"])
     assert m
+
+
+# --------------------------------------------------------------------------- faults with real (tiny) models
+
+import signal  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+
+PROMPTS = ["def foo(", "import os", "class A:", "x = [1, 2"]
+
+
+@pytest.fixture(scope="module")
+def pair(tmp_path_factory):
+    pytest.importorskip("transformers")
+    from test_record import _model, _tokenizer  # tests/ is on sys.path under pytest
+
+    root = tmp_path_factory.mktemp("hostile-pair")
+    texts = ["def foo(x):\n    return x + 1\n"] * 20 + ["import os, sys\nprint('hello world')\n"] * 20
+    tok = _tokenizer(texts)
+    for name, seed in (("target", 0), ("draft", 1)):
+        _model(tok, seed).save_pretrained(root / name)
+        tok.save_pretrained(root / name)
+    (root / "prompts.txt").write_text("\n".join(PROMPTS[:3]) + "\n")
+    return root
+
+
+def _spawn(code: str):
+    """Run ``code`` in a second Python with this process's thread counts.
+
+    Float reductions in torch's matmuls (and numba's parallel loops) depend on the number of threads,
+    so a recording made with 2 threads differs in the last bits from one made with 1; the child must
+    compute exactly as this process does for "resume equals an uninterrupted run" to be testable.
+    """
+    import torch
+
+    prefix = f"import torch\ntorch.set_num_threads({torch.get_num_threads()})\n"
+    return subprocess.Popen([sys.executable, "-c", prefix + code], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env=dict(os.environ))
+
+
+def _wait_for(predicate, proc, timeout=120.0):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return True
+        if proc.poll() is not None:
+            return False
+        time.sleep(0.02)
+    return False
+
+
+def _n_shards(out):
+    try:
+        return len(json.loads((out / MANIFEST).read_text())["shards"])
+    except (OSError, ValueError):
+        return 0
+
+
+def test_sigkills_during_recording_resume_identically_and_clean_temporaries(pair, tmp_path):
+    from spectheory.simulations.record import record
+
+    out = tmp_path / "killed"
+    # each save is slowed down so that a kill lands while a shard's temporary file exists
+    code = (
+        "import time\n"
+        "import spectheory.simulations.record as r\n"
+        "orig = r.atomic_path\n"
+        "import contextlib\n"
+        "@contextlib.contextmanager\n"
+        "def slow(path):\n"
+        "    with orig(path) as tmp:\n"
+        "        yield tmp\n"
+        "        time.sleep(0.4)\n"
+        "r.atomic_path = slow\n"
+        f"r.record({str(pair / 'target')!r}, {str(pair / 'draft')!r}, {PROMPTS!r}, {str(out)!r}, max_new_tokens=3,"
+        " device='cpu')\n"
+    )
+    for kill in range(2):
+        before = _n_shards(out)
+        proc = _spawn(code)
+        ok = _wait_for(lambda: _n_shards(out) > before and any(is_temporary(f) for f in os.listdir(out)), proc)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        assert ok, proc.stderr.read().decode()[-2000:]
+        left = [f for f in os.listdir(out) if is_temporary(f)]
+        assert left  # the kill left a temporary file behind, as a real crash would
+        partial = load_recording(out)  # valid as it stands; temporaries are not shards
+        assert before < len(partial.shards) < len(PROMPTS)
+        assert all(not is_temporary(s["file"]) for s in partial.shards)
+    resumed = record(pair / "target", pair / "draft", PROMPTS, out, max_new_tokens=3, device="cpu")
+    assert not [f for f in os.listdir(out) if is_temporary(f)]
+    reference = record(pair / "target", pair / "draft", PROMPTS, tmp_path / "ref", max_new_tokens=3, device="cpu")
+    assert [s["sha256"] for s in resumed.shards] == [s["sha256"] for s in reference.shards]
+    assert resumed.manifest["shards"] == reference.manifest["shards"]
+    assert sorted(f for f in os.listdir(out) if f.endswith(".safetensors")) == [s["file"] for s in reference.shards]
+
+
+def _report_code(pair, out, extra=""):
+    return (
+        "import json\n"
+        f"{extra}"
+        "from spectheory.simulations.report import report\n"
+        f"r = report({str(out)!r}, target={str(pair / 'target')!r}, draft={str(pair / 'draft')!r}, **{REPORT_KW!r})\n"
+        "print(json.dumps(r.summary, sort_keys=True))\n"
+    )
+
+
+REPORT_KW = dict(prompts=PROMPTS[:3], max_new_tokens=4, n_max=3, device="cpu", c_draft_ratios=(0.1,), max_k=6)
+
+
+@pytest.fixture(scope="module")
+def fresh_report(pair, tmp_path_factory):
+    """An uninterrupted report of the pair, alone in its folder."""
+    from spectheory.simulations.report import report
+
+    out = tmp_path_factory.mktemp("fresh-report")
+    return report(out, target=str(pair / "target"), draft=str(pair / "draft"), **REPORT_KW)
+
+
+def test_sigkill_during_report_then_resume_gives_the_same_numbers(pair, tmp_path, fresh_report):
+    from spectheory.simulations.report import report
+
+    out = tmp_path / "rep"
+    slow = (
+        "import time\n"
+        "import spectheory.simulations.report as rp\n"
+        "orig = rp._write_cache\n"
+        "def slow(*a, **k):\n"
+        "    orig(*a, **k); time.sleep(2)\n"
+        "rp._write_cache = slow\n"
+    )
+    proc = _spawn(_report_code(pair, out, slow))
+    ok = _wait_for(lambda: (out / "replay").is_dir() and len(_cache_files(out / "replay")) >= 1, proc)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert ok, proc.stderr.read().decode()[-2000:]
+    assert not (out / "summary.json").exists()
+    resumed = report(out, target=str(pair / "target"), draft=str(pair / "draft"), **REPORT_KW)
+    assert resumed.summary == fresh_report.summary
+    assert (out / "per_position.csv").read_bytes() == (fresh_report.out / "per_position.csv").read_bytes()
+    assert not [f for f in os.listdir(out) if is_temporary(f)]
+    assert not [f for f in os.listdir(out / "replay") if is_temporary(f)]
+    mode = stat.S_IMODE(os.stat(out / "summary.json").st_mode)
+    assert mode == 0o666 & ~_current_umask()
+
+
+def _current_umask():
+    old = os.umask(0o022)
+    os.umask(old)
+    return old
+
+
+def test_two_concurrent_reports_into_one_folder_agree(pair, tmp_path, fresh_report):
+    from spectheory.simulations.report import report
+
+    out = tmp_path / "shared"
+    proc = _spawn(_report_code(pair, out))  # one in a second process, one here, at the same time
+    assert _wait_for(lambda: (out / "recording").is_dir() or (out / ".lock").exists(), proc)
+    here = report(out, target=str(pair / "target"), draft=str(pair / "draft"), **REPORT_KW)
+    o, e = proc.communicate(timeout=300)
+    assert proc.returncode == 0, e.decode()[-2000:]
+    there = json.loads(o.decode().strip().splitlines()[-1])
+    assert json.loads(json.dumps(here.summary, sort_keys=True)) == there
+    assert json.loads((out / "summary.json").read_text())["summary"] == there
+    assert here.summary == fresh_report.summary
+    assert load_recording(out / "recording").positions > 0
+
+
+def test_device_cuda_without_cuda_is_one_line(pair, tmp_path, capsys, monkeypatch):
+    import torch
+
+    from spectheory.cli import main
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    base = ["--target", str(pair / "target"), "--draft", str(pair / "draft"), "--prompts", str(pair / "prompts.txt")]
+    for argv in (["record", *base, "--out", str(tmp_path / "r"), "--device", "cuda"],
+                 ["report", *base, "--out", str(tmp_path / "p"), "--device", "cuda"],
+                 ["report", *base, "--out", str(tmp_path / "p"), "--device", "cuda:1"]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("spectheory: error: device:") and "CUDA is not available" in err
+        assert err.count("\n") == 1
+    assert not (tmp_path / "p").exists()  # refused before any folder is created
