@@ -124,7 +124,7 @@ def replay_recording(rec, *, n, temperature=1.0, top_k=None, top_p=None, device=
     """
     from spectheory import __version__
 
-    from .replay import SAMPLINGS, VERIFIERS, column_names, replay, ReplayResult
+    from .replay import DEFAULT_SAMPLINGS, VERIFIERS, column_names, replay, ReplayResult
 
     ns = list(n)
     settings = None
@@ -134,7 +134,7 @@ def replay_recording(rec, *, n, temperature=1.0, top_k=None, top_p=None, device=
         settings = {"n": ns, "temperature": temperature, "top_k": top_k, "top_p": top_p, "seed": seed,
                     "recording": [s["sha256"] for s in rec.shards], "version": __version__}
         tag = _settings_key(settings)
-        columns = ["position"] + column_names(sorted(set(ns)), SAMPLINGS, VERIFIERS)
+        columns = ["position"] + column_names(sorted(set(ns)), DEFAULT_SAMPLINGS, VERIFIERS)
     results = []
     first = 0
     for i, s in enumerate(progress_iter(rec.shards, desc="replay", unit="shard", enabled=progress)):

@@ -26,7 +26,7 @@ above every token of H*.
 
   with the levels c_U, c_H fixed by r*(U) = F(U) and r*(H*) = C(H*). *Proof* (for every scheme whose C
   depends on the token masses alone and satisfies Lemmas A and B of the sorted-prefix theorem, see
-  :doc:`/theory/optimal_acceptance`): r* ∈ B(F|U) iff min over H ⊇ H* of r*(H) − C(H) is attained at H*; by the
+  :doc:`/theory/wor_prefix_proof`): r* ∈ B(F|U) iff min over H ⊇ H* of r*(H) − C(H) is attained at H*; by the
   constrained exchange argument (Lemma C holds with a fixed set G) a minimiser is H* plus a prefix of
   U in the order of r*/q = min(p/q, c_U), plus any part of a tie class; along any chain through a tie
   class the increments of C per unit of mass grow (Lemma C), so the part of a tie class is all or

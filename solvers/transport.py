@@ -90,6 +90,8 @@ def _tuple_count(scheme, q: np.ndarray, n: int) -> int:
         return m - (k - 1)
     if scheme.name == "hub":
         return 1 if k == 1 else 2 * (m - 1)
+    if scheme.name == "topk":
+        return 1
     raise SpecTheoryValueError(f"sampling: the transport LP does not know scheme {scheme.name!r}")  # pragma: no cover
 
 

@@ -167,7 +167,8 @@ def check_rows(x, name: str):
 
     Returns ``(rows, batched)``: float64 rows (B, V) of the input's own backend (torch tensors stay
     torch, on their device, detached; bf16 / float16 / float32 are converted to float64), each row
-    renormalised to sum to 1; the checks and messages are those of :func:`check_distribution`.
+    renormalised to sum to 1; the checks and messages are those of :func:`check_distribution` (the sum
+    tolerance is at least the machine epsilon of the tensor's dtype, 2^-7 for bfloat16).
     """
     from ._backend import get_backend
 
@@ -179,6 +180,8 @@ def check_rows(x, name: str):
     t = x.detach()
     if t.dtype == torch.bool or t.is_complex():
         raise SpecTheoryValueError(f"{name}: not a numeric array (tensor of dtype {t.dtype})")
+    # the sum check allows the rounding of the input's own dtype (bf16 rows sum to 1 within ~2^-9)
+    tol = max(SUM_RTOL, float(torch.finfo(t.dtype).eps)) if t.is_floating_point() else SUM_RTOL
     t = t.to(torch.float64)
     if t.ndim == 0:
         raise SpecTheoryValueError(f"{name}: expected an array of shape (V,) or (B, V), got a scalar")
@@ -201,10 +204,10 @@ def check_rows(x, name: str):
         )
     sums = t.sum(dim=-1, keepdim=True)
     off = (sums - 1.0).abs()
-    if bool((off > SUM_RTOL).any()):
+    if bool((off > tol).any()):
         worst = float(sums.flatten()[int(torch.argmax(off.flatten()))])
         raise SpecTheoryValueError(
-            f"{name}: does not sum to 1 (sum = {worst:.9g}; relative tolerance {SUM_RTOL:g}); "
+            f"{name}: does not sum to 1 (sum = {worst:.9g}; relative tolerance {tol:g}); "
             "pass probabilities, or logits through st.from_logits"
         )
     return t / sums, batched
