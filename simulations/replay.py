@@ -14,10 +14,6 @@ column                              value
 ``bound/greedy/n=N``                p(T) + Σ_{x∉T} min(p, q'), T the N − 1 most likely draft tokens
 ``bound/hub/n=2``                   min(1, p(a) + Σ_{x≠a} min(p, q/(1 − q(a))))
 ``bound/topk/n=N``                  p(T), T the N most likely draft tokens (on request)
-
-All bound columns come from :func:`spectheory.solvers.bounds.bound_rows`, the package's one
-implementation of each bound, every n in one pass, in float64 (numba on the CPU for iid without a
-shared sort and for without_replacement).
 ``verifier/sd/n=1``                 Σ min(p, q) — torch, exact
 ``verifier/rrs/n=N``                1 − Π_{i≤N} (1 − Σ min(R_i, q)) — torch, exact
 ``verifier/kseq/n=N``               1 − (1 − β(ρ*))^N, ρ* by batched bisection — torch, exact
@@ -28,6 +24,10 @@ shared sort and for without_replacement).
                                     sampled rejection histories — torch
 ``stderr/rrs_wor/n=N``              its standard error (0 where exact)
 ==================================  ===============================================================
+
+All bound columns come from :func:`spectheory.solvers.bounds.bound_rows`, the package's one
+implementation of each bound, every n in one pass, in float64 (numba on the CPU for iid without a
+shared sort and for without_replacement).
 
 Columns appear only where they are defined: ``sd`` and nothing else at n = 1 for sd, ``spechub`` and
 ``hub`` only at n = 2. Distinct-draft schemes (without replacement, greedy, and rrs_wor) draw
