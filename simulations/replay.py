@@ -76,7 +76,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from spectheory._validation import SpecTheoryValueError, check_n
+from spectheory._validation import SpecTheoryValueError, check_int, check_n
 
 SAMPLINGS = ("iid", "without_replacement", "greedy", "hub")
 VERIFIERS = ("sd", "rrs", "kseq", "spechub", "greedy", "rrs_wor")
@@ -322,10 +322,8 @@ def _check_dtype(dtype):
     raise SpecTheoryValueError(f"dtype: computation runs in torch.float64 or torch.float32, got {dtype!r}")
 
 
-def _check_int(value, name: str, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
-        raise SpecTheoryValueError(f"{name}: must be an integer >= {low}, got {value!r}")
-    return int(value)
+def _check_int(value, name: str, low: int, high: int | None = None, why: str = "") -> int:
+    return check_int(value, name, minimum=low, maximum=high, why=why)
 
 
 # --------------------------------------------------------------------------------------------
