@@ -12,9 +12,13 @@ accepts:
 Safety rules, checked before transformers sees anything:
 
 * **No model-supplied code, ever.** A folder whose ``config.json`` or tokenizer configuration has an
-  ``auto_map`` (custom modelling code) is refused with one line; every transformers call passes
-  ``trust_remote_code=False`` explicitly, so transformers never asks on the terminal whether to run
-  such code (it asks when the argument is left unset).
+  ``auto_map`` (custom modelling code), or that holds ``*.py`` files, is refused with one line; every
+  transformers call passes ``trust_remote_code=False`` explicitly, so transformers never asks on the
+  terminal whether to run such code (it asks when the argument is left unset). The opt-in
+  ``ignore_auto_map=True`` (``--ignore-auto-map`` on the command line) loads such a folder anyway
+  with *transformers' own* implementation of its ``model_type``, still with
+  ``trust_remote_code=False``: the folder's code is never imported, and a folder whose architecture
+  transformers does not implement still fails (with one line).
 * **No pickle.** Weights are read from safetensors or GGUF only (``use_safetensors=True``); a folder
   whose weights are pickle files (``pytorch_model.bin``, ``*.pt``, ``*.pth``, ``*.ckpt``) is refused
   with one line: loading pickle can run arbitrary code.
@@ -128,18 +132,22 @@ def _read_json(path: Path, what: str) -> dict:
     return data
 
 
-def _refuse_custom_code(folder: Path, what: str) -> None:
-    """Refuse a folder whose configuration asks for model-supplied code (``auto_map``)."""
+def _refuse_custom_code(folder: Path, what: str, ignore_auto_map: bool = False) -> None:
+    """Refuse a folder whose configuration asks for model-supplied code (``auto_map``), unless
+    ``ignore_auto_map`` (then only the JSON files' readability is checked)."""
     for name in ("config.json", "tokenizer_config.json", "processor_config.json", "preprocessor_config.json"):
         f = folder / name
-        if f.is_file() and "auto_map" in _read_json(f, what):
+        if f.is_file() and "auto_map" in _read_json(f, what) and not ignore_auto_map:
             raise SpecTheoryValueError(
                 f"{what}: {folder} asks to run its own code ('auto_map' in {name}); spectheory never runs "
-                "model-supplied code: use a model whose architecture transformers implements"
+                "model-supplied code (--ignore-auto-map loads it with transformers' own implementation instead)"
             )
-    if any(folder.glob("*.py")):
+    if any(folder.glob("*.py")) and not ignore_auto_map:
         py = sorted(p.name for p in folder.glob("*.py"))[0]
-        raise SpecTheoryValueError(f"{what}: {folder} contains Python code ({py}); spectheory never runs model-supplied code")
+        raise SpecTheoryValueError(
+            f"{what}: {folder} contains Python code ({py}); spectheory never runs model-supplied code "
+            "(--ignore-auto-map loads it with transformers' own implementation instead)"
+        )
 
 
 def _check_weights(folder: Path, what: str) -> Path | None:
@@ -196,7 +204,7 @@ def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split())[:300] or type(exc).__name__
 
 
-def load_tokenizer(source, what: str = "--tokenizer"):
+def load_tokenizer(source, what: str = "--tokenizer", *, ignore_auto_map: bool = False):
     """The tokenizer of a folder, a ``.gguf`` file or a hub name, with the same safety rules as
     :func:`load_model` (no custom code)."""
     transformers = _transformers(what)
@@ -208,7 +216,7 @@ def load_tokenizer(source, what: str = "--tokenizer"):
             return transformers.AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name,
                                                              local_files_only=True, **kwargs)
         if kind == "folder":
-            _refuse_custom_code(path, what)
+            _refuse_custom_code(path, what, ignore_auto_map)
             if not any((path / n).is_file() for n in TOKENIZER_FILES):
                 lone = list(path.glob("*.gguf"))
                 if len(lone) == 1:
@@ -225,7 +233,8 @@ def load_tokenizer(source, what: str = "--tokenizer"):
         raise SpecTheoryValueError(f"{what}: cannot load a tokenizer from {str(source)!r}: {_one_line(exc)}") from None
 
 
-def load_model(source, what: str = "--target", dtype: str = "float32", device="cpu", *, tokenizer=None):
+def load_model(source, what: str = "--target", dtype: str = "float32", device="cpu", *, tokenizer=None,
+               ignore_auto_map: bool = False):
     """``(model, tokenizer)``: a causal LM in eval mode on ``device`` and its tokenizer.
 
     Parameters
@@ -241,6 +250,10 @@ def load_model(source, what: str = "--target", dtype: str = "float32", device="c
     tokenizer : str or Path, optional
         Where the tokenizer is when the model's folder does not hold it (a folder, ``.gguf`` file or
         hub name); default: the model's own source.
+    ignore_auto_map : bool
+        Opt-in: load a folder whose configuration names its own code (``auto_map``) with
+        transformers' built-in implementation of its ``model_type`` instead of refusing it. The
+        folder's code is never run either way (``trust_remote_code=False``).
 
     Returns
     -------
@@ -266,12 +279,12 @@ def load_model(source, what: str = "--target", dtype: str = "float32", device="c
             if len(lone) != 1:
                 _check_weights(path, what)  # a clearer message when there are no weights at all
                 raise SpecTheoryValueError(f"{what}: {path} has no config.json (not a Hugging Face model folder)")
-        _refuse_custom_code(path, what)
+        _refuse_custom_code(path, what, ignore_auto_map)
         gguf = _check_weights(path, what)
         if gguf is not None:
             kind, path = "gguf", gguf
     tok_source = tokenizer if tokenizer is not None else (path if kind != "hub" else source)
-    tok = load_tokenizer(tok_source, "--tokenizer" if tokenizer is not None else what)
+    tok = load_tokenizer(tok_source, "--tokenizer" if tokenizer is not None else what, ignore_auto_map=ignore_auto_map)
     Auto = transformers.AutoModelForCausalLM
     try:
         if kind == "gguf":

@@ -36,7 +36,7 @@ import numpy as np
 from spectheory._validation import SpecTheoryValueError
 from spectheory.io import atomic_path, folder_lock, remove_stale_temporaries, write_json_atomic
 
-from .models import load_model  # noqa: F401  (the one model loader; re-exported for callers)
+from .models import load_model, resolve_source  # the one model loader (load_model re-exported for callers)
 
 MANIFEST = "manifest.json"
 FORMAT = "spectheory-recording/1"
@@ -371,7 +371,7 @@ def _settings(target_name, draft_name, prompts, *, max_new_tokens, temperature, 
 def record(target, draft, prompts, out, *, max_new_tokens: int = 64, temperature: float = 1.0,
            top_k=None, top_p=None, do_sample: bool = True, teacher_force: bool = False, seed: int = 0,
            dtype: str = "float32", device: str = "auto", progress: bool = False, models=None,
-           stop_after=None, tokenizer=None) -> Recording:
+           stop_after=None, tokenizer=None, ignore_auto_map: bool = False) -> Recording:
     """Record target and draft logits on the same prefixes; resumable (see the module docstring).
 
     Parameters
@@ -400,6 +400,9 @@ def record(target, draft, prompts, out, *, max_new_tokens: int = 64, temperature
     tokenizer : str or Path, optional
         The tokenizer's folder, ``.gguf`` file or hub name, for model folders that do not hold it
         (used for both models).
+    ignore_auto_map : bool
+        Opt-in: load folders whose configuration names their own code with transformers' own
+        implementation instead of refusing them (their code is never run); see :mod:`.models`.
 
     Returns
     -------
@@ -423,6 +426,11 @@ def record(target, draft, prompts, out, *, max_new_tokens: int = 64, temperature
                          seed=seed, dtype=dtype)
     if out.exists() and not out.is_dir():
         raise SpecTheoryValueError(f"--out: not a folder: {out}")
+    if models is None:  # a mistyped local path fails before anything is written
+        resolve_source(target, "--target")
+        resolve_source(draft, "--draft")
+        if tokenizer is not None:
+            resolve_source(tokenizer, "--tokenizer")
     with folder_lock(out):
         # one writer at a time: a concurrent record() of the same folder waits, then finds the shards
         # done; the temporary files of a writer that was killed are removed (no live writer owns them)
@@ -430,11 +438,12 @@ def record(target, draft, prompts, out, *, max_new_tokens: int = 64, temperature
         return _record_locked(target, draft, prompts, out, settings, tdtype, dev, max_new_tokens=max_new_tokens,
                               temperature=temperature, top_k=top_k, top_p=top_p, do_sample=do_sample,
                               teacher_force=teacher_force, seed=seed, dtype=dtype, progress=progress, models=models,
-                              stop_after=stop_after)
+                              stop_after=stop_after, tokenizer=tokenizer,
+                              ignore_auto_map=ignore_auto_map)
 
 
 def _record_locked(target, draft, prompts, out, settings, tdtype, dev, *, max_new_tokens, temperature, top_k, top_p,
-                   do_sample, teacher_force, seed, dtype, progress, models, stop_after) -> Recording:
+                   do_sample, teacher_force, seed, dtype, progress, models, stop_after, tokenizer=None, ignore_auto_map=False) -> Recording:
     import torch
 
     mpath = out / MANIFEST
@@ -455,8 +464,9 @@ def _record_locked(target, draft, prompts, out, settings, tdtype, dev, *, max_ne
         tm.to(dev).eval()
         dm.to(dev).eval()
     else:
-        tm, tok = load_model(target, "--target", dtype, dev, tokenizer=tokenizer)
-        dm, tok_d = load_model(draft, "--draft", dtype, dev, tokenizer=tokenizer)
+        opts = {"tokenizer": tokenizer, "ignore_auto_map": ignore_auto_map}
+        tm, tok = load_model(target, "--target", dtype, dev, **opts)
+        dm, tok_d = load_model(draft, "--draft", dtype, dev, **opts)
         check_same_tokenizer(tok, tok_d)
     V = int(min(tm.get_output_embeddings().weight.shape[0], dm.get_output_embeddings().weight.shape[0]))
     Vt = tm.get_output_embeddings().weight.shape[0]

@@ -213,6 +213,79 @@ def test_model_supplied_code_is_refused_without_prompting(tiny, tmp_path, where,
         load_model(folder)
 
 
+def test_ignore_auto_map_loads_transformers_own_class_without_running_code(tiny, tmp_path, monkeypatch):
+    import shutil
+
+    folder = tmp_path / "code"
+    shutil.copytree(tiny["folder"], folder)
+    for where in ("config.json", "tokenizer_config.json"):
+        cfg = json.loads((folder / where).read_text())
+        cfg["auto_map"] = {"AutoConfig": "evil.EvilConfig", "AutoModelForCausalLM": "evil.Evil",
+                           "AutoTokenizer": ["evil.EvilTok", None]}
+        (folder / where).write_text(json.dumps(cfg))
+    (folder / "evil.py").write_text("raise SystemExit('model code ran')\n")
+    monkeypatch.setattr("builtins.input", lambda *a: pytest.fail("prompted on the terminal"))
+    model, tok = load_model(folder, ignore_auto_map=True)
+    assert type(model) is type(tiny["model"])
+    torch.testing.assert_close(_logits(model, tok), _logits(tiny["model"], tiny["tok"]), atol=0, rtol=0)
+
+
+def _cli(capsys, argv):
+    from spectheory.cli import main
+
+    rc = main(argv)
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+@pytest.mark.parametrize("case", ["missing", "pickle", "auto_map", "not_gguf"])
+def test_cli_refusals_are_one_line_and_write_nothing(case, tiny, tmp_path, capsys):
+    import pickle
+    import shutil
+
+    bad = tmp_path / "bad"
+    if case == "missing":
+        bad = tmp_path / "does-not-exist"
+    elif case == "pickle":
+        bad.mkdir()
+        shutil.copy(tiny["folder"] / "config.json", bad)
+        (bad / "pytorch_model.bin").write_bytes(pickle.dumps({"a": 1}))
+    elif case == "auto_map":
+        shutil.copytree(tiny["folder"], bad)
+        cfg = json.loads((bad / "config.json").read_text())
+        (bad / "config.json").write_text(json.dumps({**cfg, "auto_map": {"AutoModelForCausalLM": "x.Y"}}))
+    else:
+        bad = tmp_path / "bad.gguf"
+        bad.write_bytes(b"PK\x03\x04 not gguf" * 8)
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("def foo(\n")
+    expected = {"missing": "no such file or folder", "pickle": "pickle weights", "auto_map": "auto_map",
+                "not_gguf": "not a GGUF file"}[case]
+    for cmd in (["record", "--prompts", str(prompts)], ["report", "--prompts", str(prompts)]):
+        out_dir = tmp_path / f"out-{cmd[0]}"
+        rc, out, err = _cli(capsys, cmd + ["--target", str(tiny["folder"]), "--draft", str(bad), "--out", str(out_dir),
+                                          "--device", "cpu"])
+        assert rc == 2, err
+        lines = err.strip().splitlines()
+        assert len(lines) == 1 and expected in lines[0] and "--draft" in lines[0], err
+        assert not out_dir.exists() or not any(out_dir.rglob("*.safetensors"))
+
+
+def test_cli_record_with_tokenizer_option(tiny, tmp_path, capsys):
+    (tmp_path / "m").mkdir()
+    tiny["model"].save_pretrained(tmp_path / "m")
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("def foo(\nimport os\n")
+    rc, out, err = _cli(capsys, ["record", "--target", str(tiny["gguf"]), "--draft", str(tmp_path / "m"),
+                                 "--tokenizer", str(tiny["folder"]), "--prompts", str(prompts), "--out",
+                                 str(tmp_path / "rec"), "--max-new-tokens", "3", "--device", "cpu"])
+    assert rc == 0, err
+    rec = load_recording(tmp_path / "rec")
+    assert rec.positions == 6
+    s = rec.shard(0)  # the GGUF and the folder hold the same weights: same logits up to float error
+    np.testing.assert_allclose(s["target"], s["draft"], atol=1e-4)
+
+
 def test_every_transformers_call_passes_trust_remote_code_false(tiny, monkeypatch):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
