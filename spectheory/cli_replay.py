@@ -87,7 +87,12 @@ def add_replay(subparsers) -> None:
         "each draft scheme and every verifier's acceptance at n = 1..N, with the same temperature / top-k / "
         "top-p applied to both models. Prints the means; writes the per-position table with --csv/--json.",
     )
-    p.add_argument("dir", metavar="DIR", help="recording folder (with manifest.json)")
+    p.add_argument("dir", metavar="PATH", nargs="?", default=None,
+                   help="recording folder (with manifest.json), or one .safetensors file with (T, V) tensors "
+                   "'target' and 'draft'")
+    p.add_argument("--target-logits", default=None, metavar="FILE",
+                   help="instead of PATH: the target's (T, V) logits, .npy (no pickle) or one-tensor .safetensors")
+    p.add_argument("--draft-logits", default=None, metavar="FILE", help="the draft's (T, V) logits (with --target-logits)")
     p.add_argument("--n-max", type=str, default=8, metavar="N", help="draft counts 1..N (default 8)")
     p.add_argument("--temperature", type=float, default=1.0, metavar="T", help="temperature (>= 0; 0 = argmax)")
     p.add_argument("--top-k", type=str, default=None, metavar="K")
@@ -114,15 +119,37 @@ def run_replay(args) -> int:
         if value:
             check_output_file(value, option)
 
-    rec = load_recording(args.dir)
-    res = replay_recording(rec, n=range(1, args.n_max + 1), temperature=args.temperature, top_k=args.top_k,
-                           top_p=args.top_p, device=args.device, progress=True)
+    files = args.target_logits is not None or args.draft_logits is not None
+    if files and args.dir is not None:
+        raise CLIError("PATH and --target-logits/--draft-logits: give one or the other")
+    if not files and args.dir is None:
+        raise CLIError("PATH: give a recording folder, a .safetensors logits file, or --target-logits and --draft-logits")
+    from pathlib import Path
+
+    if files or Path(args.dir).is_file():
+        from spectheory.simulations.logit_files import load_logit_pair
+        from spectheory.simulations.replay import replay
+
+        if files:
+            tgt, drf = load_logit_pair(target=args.target_logits, draft=args.draft_logits)
+            where = f"{args.target_logits} vs {args.draft_logits}"
+        else:
+            tgt, drf = load_logit_pair(args.dir)
+            where = args.dir
+        res = replay(tgt, drf, n=list(range(1, args.n_max + 1)), temperature=args.temperature, top_k=args.top_k,
+                     top_p=args.top_p, device=args.device)
+        V = tgt.shape[1]
+    else:
+        rec = load_recording(args.dir)
+        res = replay_recording(rec, n=range(1, args.n_max + 1), temperature=args.temperature, top_k=args.top_k,
+                               top_p=args.top_p, device=args.device, progress=True)
+        V, where = rec.vocab_size, args.dir
     if args.csv:
         res.to_csv(args.csv)
     if args.json:
         res.to_json(args.json)
     summ = res.summary()
-    print(f"replay of {args.dir}: {len(res)} positions, V = {rec.vocab_size}; means over positions")
+    print(f"replay of {where}: {len(res)} positions, V = {V}; means over positions")
     from .cli import _format_table
 
     rows = []
@@ -157,7 +184,9 @@ def add_report(subparsers) -> None:
     p.add_argument("--max-prompts", type=str, default=None, metavar="N",
                    help="use only the first N prompts (a quick run)")
     p.add_argument("--n-max", type=str, default=8, metavar="N", help="draft counts 1..N (default 8)")
-    p.add_argument("--temperature", type=float, default=1.0, metavar="T", help="sampling temperature (> 0)")
+    p.add_argument("--temperature", type=float, default=1.0, metavar="T",
+                   help="sampling temperature (>= 0; 0: greedy limit); a new value in an existing --out replays "
+                   "its recording (no model loaded when it is complete), files in OUT/settings-T=.../")
     p.add_argument("--top-k", type=str, default=None, metavar="K")
     p.add_argument("--top-p", type=float, default=None, metavar="P")
     p.add_argument("--seed", type=str, default=0, help="generation seed (integer >= 0)")
@@ -172,8 +201,8 @@ def run_report(args) -> int:
     _seed(args)
     if (args.target is None) != (args.draft is None):
         raise CLIError("--target and --draft: give both, or neither for the shipped reference pair")
-    if not (args.temperature > 0):
-        raise CLIError(f"--temperature: must be > 0 (the target samples its continuations), got {args.temperature:g}")
+    if not (args.temperature >= 0):
+        raise CLIError(f"--temperature: must be >= 0 (0: the greedy limit), got {args.temperature:g}")
     if args.top_p is not None and not (0 < args.top_p <= 1):
         raise CLIError(f"--top-p: must lie in (0, 1], got {args.top_p:g}")
     from spectheory.simulations.report import report
