@@ -111,7 +111,7 @@ def test_record_refuses_unreadable_model_folder(pair, tmp_path, capsys):
     code = main(["record", "--target", str(tmp_path / "empty"), "--draft", str(pair / "draft"), "--prompts",
                  str(tmp_path / "p.txt"), "--out", str(tmp_path / "o"), "--device", "cpu"])
     err = capsys.readouterr().err
-    assert code == 2 and "cannot load" in err and err.count("\n") == 1
+    assert code == 2 and "--target:" in err and "has no weights" in err and err.count("\n") == 1
     (tmp_path / "empty.txt").write_text("")
     code = main(["record", "--target", str(pair / "target"), "--draft", str(pair / "draft"), "--prompts",
                  str(tmp_path / "empty.txt"), "--out", str(tmp_path / "o2")])
@@ -162,3 +162,45 @@ def test_report_rebuilt_without_models_and_settings_sweep(pair, tmp_path, capsys
     assert "greedy limit" in (out / "settings-T=0" / "summary.md").read_text()
     tags = {p.name.split(".")[1] for p in (out / "replay").iterdir()}
     assert len(tags) == 3  # one cached replay per setting
+
+
+def test_replay_plain_logit_files(tmp_path, capsys):
+    """`spectheory replay` on plain (T, V) logits: one .safetensors with target/draft, or two .npy /
+    single-tensor .safetensors files; all equal the API on the same arrays. Bad files: one line, exit 2."""
+    from safetensors.numpy import save_file
+
+    from spectheory.simulations.replay import replay
+
+    rng = np.random.default_rng(3)
+    t = rng.normal(size=(7, 11)).astype(np.float32)
+    d = rng.normal(size=(7, 11)).astype(np.float32)
+    ref = replay(t, d, n=[1, 2], temperature=0.7, device="cpu")
+    save_file({"target": t, "draft": d}, str(tmp_path / "pair.safetensors"))
+    np.save(tmp_path / "t.npy", t)
+    save_file({"logits": d}, str(tmp_path / "d.safetensors"))
+    for argv in ([str(tmp_path / "pair.safetensors")],
+                 ["--target-logits", str(tmp_path / "t.npy"), "--draft-logits", str(tmp_path / "d.safetensors")]):
+        out = tmp_path / "r.json"
+        assert main(["replay", *argv, "--n-max", "2", "--temperature", "0.7", "--device", "cpu", "--json", str(out)]) == 0
+        assert "7 positions, V = 11" in capsys.readouterr().out
+        doc = json.loads(out.read_text())
+        for key in ("bound/iid/n=2", "verifier/kseq/n=2", "bound/without_replacement/n=2"):
+            np.testing.assert_array_equal(doc["columns"][key], ref[key])
+    np.save(tmp_path / "obj.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    np.save(tmp_path / "short.npy", t[:3])
+    np.save(tmp_path / "int.npy", np.ones((2, 3), dtype=np.int64))
+    (tmp_path / "x.txt").write_text("1 2 3")
+    save_file({"target": t}, str(tmp_path / "half.safetensors"))
+    for argv, match in (
+        (["--target-logits", str(tmp_path / "obj.npy"), "--draft-logits", str(tmp_path / "t.npy")], "not a plain numeric"),
+        (["--target-logits", str(tmp_path / "short.npy"), "--draft-logits", str(tmp_path / "t.npy")], "must match"),
+        (["--target-logits", str(tmp_path / "int.npy"), "--draft-logits", str(tmp_path / "int.npy")], "floating"),
+        (["--target-logits", str(tmp_path / "t.npy")], "give both"),
+        (["--target-logits", str(tmp_path / "x.txt"), "--draft-logits", str(tmp_path / "t.npy")], ".npy or .safetensors"),
+        ([str(tmp_path / "half.safetensors")], "no tensor 'draft'"),
+        ([str(tmp_path / "t.npy")], "--target-logits"),
+        ([], "PATH"),
+    ):
+        assert main(["replay", *argv, "--device", "cpu"]) == 2, argv
+        err = capsys.readouterr().err
+        assert match in err and err.count("\n") == 1, (argv, err)
