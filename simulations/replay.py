@@ -88,6 +88,11 @@ VERIFIERS = ("sd", "rrs", "kseq", "spechub", "greedy", "rrs_wor")
 DEFAULT_N = tuple(range(1, 9))
 #: Default number of sampled rejection histories per position for the rrs_wor estimate (n > 2).
 RRS_WOR_PATHS = 256
+#: Largest draft count replay accepts (checked before any allocation; beyond it n exceeds any
+#: vocabulary's useful range and the per-n columns would not fit).
+MAX_N = 1024
+#: Largest number of rrs_wor sampled histories per position (memory grows with it).
+MAX_RRS_WOR_PATHS = 1 << 16
 #: Default chunk: about this many (position, token) entries per (B, V) tensor (CPU; 8x on CUDA).
 CHUNK_ENTRIES = 1 << 22
 
@@ -225,6 +230,8 @@ def _torch():
 
 def _as_logits(x, name: str):
     torch = _torch()
+    if np.ndim(x) == 0:
+        raise SpecTheoryValueError(f"{name}: expected logits of shape (T, V) or (V,), got a scalar")
     if isinstance(x, torch.Tensor):
         t = x.detach()
         if t.dtype == torch.bool or t.is_complex():
@@ -272,7 +279,7 @@ def _check_n_list(n) -> tuple[int, ...]:
             raise SpecTheoryValueError(f"n: expected an integer or a list of integers, got {n!r}") from None
     if not items:
         raise SpecTheoryValueError("n: no draft counts given")
-    return tuple(sorted({check_n(v) for v in items}))
+    return tuple(sorted({check_n(v, maximum=MAX_N, why="replay's documented limit") for v in items}))
 
 
 def _check_names(values, allowed, name: str) -> tuple[str, ...]:
@@ -362,6 +369,8 @@ def replay_chunk(target_logits, draft_logits, positions, settings: dict) -> dict
     """
     import torch
 
+    from spectheory.verifiers import batched as bt
+
     from . import _torch_bounds as tb
 
     ns = settings["n"]
@@ -370,23 +379,22 @@ def replay_chunk(target_logits, draft_logits, positions, settings: dict) -> dict
     temp, top_k, top_p = settings["temperature"], settings["top_k"], settings["top_p"]
     p = tb.probs_from_logits(target_logits.to(dtype), temp, top_k, top_p)
     q = tb.probs_from_logits(draft_logits.to(dtype), temp, top_k, top_p)
-    B = p.shape[0]
     out: dict[str, torch.Tensor | np.ndarray] = {}
 
     from spectheory.solvers.bounds import bound_rows
 
     need_sort = bool(set(verifiers) & {"rrs", "kseq", "rrs_wor"})
-    sr = tb.sort_by_ratio(p, q) if need_sort else None
-    sup = tb.support(q)
+    sr = bt.sort_by_ratio(p, q) if need_sort else None
     nl = list(ns)
+    # the bounds are computed in float64 on rows renormalised there (float32 / bf16 input)
+    p64, q64 = p.to(torch.float64), q.to(torch.float64)
+    if dtype != torch.float64:
+        p64, q64 = p64 / p64.sum(dim=1, keepdim=True), q64 / q64.sum(dim=1, keepdim=True)
     greedy = None
     if "greedy" in samplings or "greedy" in verifiers:
-        g = bound_rows(p.to(torch.float64), q.to(torch.float64), nl, "greedy")
+        g = bound_rows(p64, q64, nl, "greedy")
         greedy = {n: g[:, j] for j, n in enumerate(nl)}
-    sd_sum = torch.minimum(p, q).sum(dim=1)
-    sd = torch.clamp(sd_sum, 0.0, 1.0)
 
-    p64, q64 = p.to(torch.float64), q.to(torch.float64)
     for s in samplings:
         if s == "greedy":
             for n in ns:
@@ -403,44 +411,24 @@ def replay_chunk(target_logits, draft_logits, positions, settings: dict) -> dict
         for j, n in enumerate(use):
             out[f"bound/{s}/n={n}"] = vals[:, j]
 
+    # verifiers: the one batched implementation (spectheory.verifiers.batched)
     for v in verifiers:
         if v == "sd" and 1 in ns:
-            out["verifier/sd/n=1"] = sd
-        elif v == "rrs":
-            for n, val in tb.rrs(sr, ns).items():
-                out[f"verifier/rrs/n={n}"] = val
-        elif v == "kseq":
-            for n, val in tb.kseq(sr, ns).items():
-                out[f"verifier/kseq/n={n}"] = val
+            out["verifier/sd/n=1"] = bt.sd(p, q)
+        elif v in ("rrs", "kseq"):
+            vals = (bt.rrs if v == "rrs" else bt.kseq)(sr, ns)
+            for j, n in enumerate(ns):
+                out[f"verifier/{v}/n={n}"] = vals[:, j]
         elif v == "spechub" and 2 in ns:
-            out["verifier/spechub/n=2"] = tb.spechub(p, q, sd_sum)
+            out["verifier/spechub/n=2"] = bt.spechub(p, q)
         elif v == "greedy":
             for n in ns:
                 out[f"verifier/greedy/n={n}"] = greedy[n]
         elif v == "rrs_wor":
-            two = tb.rrs_wor_two(p, q, sr) if any(n >= 2 for n in ns) else None
-            big = [n for n in ns if n >= 3]
-            est = None
-            if big:
-                steps = max(big)
-                paths = settings["rrs_wor_paths"]
-                u = tb.history_uniforms(settings["seed"], positions.to(p.device), paths, max(steps - 1, 1))
-                est = tb.rrs_wor_histories(sr, steps, u)  # (B, S, steps)
-            zero = torch.zeros(B, dtype=dtype, device=p.device)
-            for n in ns:
-                k = torch.clamp(sup, max=n)
-                exact = torch.where(k <= 1, sd, two) if n >= 2 else sd
-                if n >= 3:
-                    idx = (torch.clamp(k, min=1) - 1)[:, None, None].expand(-1, est.shape[1], 1)
-                    per_path = torch.gather(est, 2, idx)[..., 0]  # (B, S)
-                    mean = per_path.mean(dim=1)
-                    se = per_path.std(dim=1, correction=1) / math.sqrt(per_path.shape[1])
-                    val = torch.where(k <= 2, exact, torch.clamp(mean, 0.0, 1.0))
-                    se = torch.where(k <= 2, zero, se)
-                else:
-                    val, se = exact, zero
-                out[f"verifier/rrs_wor/n={n}"] = val
-                out[f"stderr/rrs_wor/n={n}"] = se
+            res = bt.rrs_wor(p, q, ns, seed=settings["seed"], positions=positions, paths=settings["rrs_wor_paths"], sr=sr)
+            for j, n in enumerate(ns):
+                out[f"verifier/rrs_wor/n={n}"] = res.value[:, j]
+                out[f"stderr/rrs_wor/n={n}"] = res.stderr[:, j]
 
     cols = {}
     for name in column_names(ns, samplings, verifiers):
@@ -485,7 +473,7 @@ def replay(
         Logits of the target (p) and the draft (q) at the same positions, any float dtype (bfloat16,
         float16, float32, float64) on any device. ``-inf`` masks a token; NaN and +inf are errors.
     n : int or iterable of int, default 1..8
-        Draft counts.
+        Draft counts, each at most ``MAX_N`` (1024).
     samplings : iterable of {"iid", "without_replacement", "greedy", "hub", "topk"}
         Draft schemes whose optimal acceptance is reported (``hub`` at n = 2 only); default all but
         ``topk``.
@@ -504,7 +492,7 @@ def replay(
         Positions per batch; default about 4M / V on CPU (32M / V on CUDA), at least 1.
     rrs_wor_paths : int >= 2
         Sampled rejection histories per position for the rrs_wor estimate (n > 2); its standard
-        error shrinks like 1/sqrt(rrs_wor_paths).
+        error shrinks like 1/sqrt(rrs_wor_paths); at most :data:`MAX_RRS_WOR_PATHS` (65536).
     seed : int
         Key of the rrs_wor estimate's random numbers (with the position index).
     first_position : int
@@ -538,7 +526,7 @@ def replay(
     temperature, top_k, top_p = _check_temperature(temperature, top_k, top_p)
     dev = _check_device(device)
     tdtype = _check_dtype(torch.float64 if dtype is None else dtype)
-    paths = _check_int(rrs_wor_paths, "rrs_wor_paths", 2)
+    paths = _check_int(rrs_wor_paths, "rrs_wor_paths", 2, MAX_RRS_WOR_PATHS, "replay's documented limit")
     seed = _check_int(seed, "seed", 0)
     first_position = _check_int(first_position, "first_position", 0)
     T, V = x_t.shape
