@@ -25,14 +25,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from spectheory._validation import SpecTheoryValueError
-from spectheory.io import atomic_path, write_json_atomic
+from spectheory.io import atomic_path, folder_lock, remove_stale_temporaries, write_json_atomic
 
 MANIFEST = "manifest.json"
 FORMAT = "spectheory-recording/1"
@@ -56,14 +58,11 @@ def _torch_dtype(name: str):
 
 
 def _resolve_device(device: str):
-    import torch
+    """The torch device for ``device`` ("auto": CUDA when present); one check shared with replay
+    (refuses CUDA on a machine without it, instead of torch's AssertionError)."""
+    from .replay import _check_device
 
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        return torch.device(device)
-    except RuntimeError as exc:
-        raise SpecTheoryValueError(f"device: {exc}") from None
+    return _check_device(device)
 
 
 def load_model(name_or_path, what: str, dtype: str = "float32", device="cpu"):
@@ -116,9 +115,18 @@ def read_prompts(path) -> list[str]:
     """Prompts from a file: a JSON list of strings (``.json``) or one prompt per non-empty line,
     where ``\\n`` stands for a newline."""
     p = Path(path)
+    if p.is_dir():
+        raise SpecTheoryValueError(f"--prompts: is a directory, not a file: {path}")
     if not p.is_file():
         raise SpecTheoryValueError(f"--prompts: file not found: {path}")
-    text = p.read_text(encoding="utf-8")
+    try:
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise SpecTheoryValueError(
+            f"--prompts: {path} is not UTF-8 text (byte {exc.start}: {exc.reason})"
+        ) from None
+    except OSError as exc:
+        raise SpecTheoryValueError(f"--prompts: cannot read {path} ({exc.strerror or exc})") from None
     if p.suffix == ".json":
         try:
             prompts = json.loads(text)
@@ -181,12 +189,99 @@ class Recording:
         )
 
 
+#: safetensors dtype code of each recording dtype
+_ST_DTYPES = {"float32": "F32", "bfloat16": "BF16", "float16": "F16", "float64": "F64"}
+_ST_ITEMSIZE = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1,
+                "BOOL": 1, "F8_E4M3": 1, "F8_E5M2": 1, "U16": 2, "U32": 4, "U64": 8}
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+def _is_int(x) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+def _bad(field: str, problem: str):
+    return SpecTheoryValueError(f"recording: {MANIFEST}: {field}: {problem}")
+
+
+def check_manifest(manifest) -> dict:
+    """Check the schema of a recording's manifest (a parsed ``manifest.json``) and return it.
+
+    Checked: a JSON object; ``format``; ``vocab_size`` an integer >= 1; ``dtype`` one of
+    :data:`DTYPES`; ``settings`` an object whose ``generation`` holds the generation settings;
+    ``shards`` a list of objects, each with ``prompt`` (integer >= 0, distinct), ``file`` (a plain
+    ``*.safetensors`` name, so inside the recording folder, distinct; no path separators, no leading
+    dot), ``positions`` (integer >= 1) and ``sha256`` (64 hex digits). Every problem is a
+    :class:`~spectheory.SpecTheoryValueError` naming the field, e.g.
+    ``"recording: manifest.json: shards[2].file: ..."``.
+    """
+    if not isinstance(manifest, dict):
+        raise _bad("(top level)", f"must be a JSON object, got {type(manifest).__name__}")
+    if manifest.get("format") != FORMAT:
+        raise _bad("format", f"is {manifest.get('format')!r}, expected {FORMAT!r}")
+    for key in ("vocab_size", "dtype", "shards", "settings"):
+        if key not in manifest:
+            raise _bad(key, "missing")
+    V = manifest["vocab_size"]
+    if not _is_int(V) or V < 1:
+        raise _bad("vocab_size", f"must be an integer >= 1, got {V!r}")
+    if manifest["dtype"] not in DTYPES:
+        raise _bad("dtype", f"must be one of {', '.join(DTYPES)}, got {manifest['dtype']!r}")
+    settings = manifest["settings"]
+    if not isinstance(settings, dict):
+        raise _bad("settings", f"must be a JSON object, got {type(settings).__name__}")
+    gen = settings.get("generation")
+    if not isinstance(gen, dict):
+        raise _bad("settings.generation", f"must be a JSON object, got {type(gen).__name__}")
+    for key, kinds in (("max_new_tokens", (int,)), ("temperature", (int, float)), ("top_k", (int, type(None))),
+                       ("top_p", (int, float, type(None)))):
+        if key not in gen:
+            raise _bad(f"settings.generation.{key}", "missing")
+        if isinstance(gen[key], bool) or not isinstance(gen[key], kinds):
+            raise _bad(f"settings.generation.{key}", f"has the wrong type ({type(gen[key]).__name__})")
+    if "prompts" in manifest and not (
+        isinstance(manifest["prompts"], list) and all(isinstance(t, str) for t in manifest["prompts"])
+    ):
+        raise _bad("prompts", "must be a list of strings")
+    shards = manifest["shards"]
+    if not isinstance(shards, list):
+        raise _bad("shards", f"must be a list, got {type(shards).__name__ if shards is not None else 'null'}")
+    files, prompts = set(), set()
+    for i, s in enumerate(shards):
+        where = f"shards[{i}]"
+        if not isinstance(s, dict):
+            raise _bad(where, f"must be a JSON object, got {type(s).__name__}")
+        for key in ("prompt", "file", "positions", "sha256"):
+            if key not in s:
+                raise _bad(f"{where}.{key}", "missing")
+        f = s["file"]
+        if (not isinstance(f, str) or not f.endswith(".safetensors") or f.startswith(".") or "/" in f
+                or "\\" in f or "\0" in f or os.path.basename(f) != f or f != f.strip()):
+            raise _bad(f"{where}.file", f"must be a plain *.safetensors file name inside the recording folder, got {f!r}")
+        if f in files:
+            raise _bad(f"{where}.file", f"shard {f} is listed twice")
+        files.add(f)
+        if not _is_int(s["prompt"]) or s["prompt"] < 0:
+            raise _bad(f"{where}.prompt", f"must be an integer >= 0, got {s['prompt']!r}")
+        if s["prompt"] in prompts:
+            raise _bad(f"{where}.prompt", f"prompt {s['prompt']} is listed twice")
+        prompts.add(s["prompt"])
+        if not _is_int(s["positions"]) or s["positions"] < 1:
+            raise _bad(f"{where}.positions", f"must be an integer >= 1, got {s['positions']!r}")
+        if not isinstance(s["sha256"], str) or not _SHA256.match(s["sha256"]):
+            raise _bad(f"{where}.sha256", f"must be 64 lowercase hex digits, got {s['sha256']!r}")
+    return manifest
+
+
 def load_recording(path, *, verify_hashes: bool = True) -> Recording:
     """Open and validate a recording folder written by :func:`record`.
 
-    Checks the manifest's format, that every listed shard exists, that its SHA-256 matches (unless
-    ``verify_hashes=False``), and that its header is readable with the recorded shapes (V, positions,
-    dtype). Every problem is a :class:`~spectheory.SpecTheoryValueError` naming the shard.
+    Checks the manifest's schema (:func:`check_manifest`), that every listed shard is a file inside
+    the folder (not a link out of it), that its SHA-256 matches (unless ``verify_hashes=False``), and
+    that its header is a well-formed safetensors header holding ``target`` and ``draft`` of shape
+    (positions, V) in the manifest's dtype and ``tokens`` of shape (positions,) in int64. Temporary
+    files an interrupted writer left behind are not shards and are ignored. Every problem is a
+    :class:`~spectheory.SpecTheoryValueError` naming the shard or the manifest field.
     """
     folder = Path(path)
     mpath = folder / MANIFEST
@@ -196,34 +291,46 @@ def load_recording(path, *, verify_hashes: bool = True) -> Recording:
         raise SpecTheoryValueError(f"recording: {folder} has no {MANIFEST} (not a recording, or recording never started)")
     try:
         manifest = json.loads(mpath.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise SpecTheoryValueError(f"recording: {mpath} is corrupted ({exc.msg})") from None
-    if manifest.get("format") != FORMAT:
-        raise SpecTheoryValueError(f"recording: {mpath} has format {manifest.get('format')!r}, expected {FORMAT!r}")
-    V = int(manifest["vocab_size"])
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise SpecTheoryValueError(f"recording: {mpath} is corrupted ({getattr(exc, 'msg', exc)})") from None
+    check_manifest(manifest)
+    V = manifest["vocab_size"]
+    want = _ST_DTYPES[manifest["dtype"]]
+    root = folder.resolve()
     for s in manifest["shards"]:
         f = folder / s["file"]
         if not f.is_file():
             raise SpecTheoryValueError(f"recording: shard {s['file']} is listed in the manifest but missing")
+        if f.is_symlink() or f.resolve().parent != root:
+            raise SpecTheoryValueError(f"recording: shard {s['file']} is a link out of the recording folder")
         if verify_hashes and _sha256(f) != s["sha256"]:
             raise SpecTheoryValueError(
                 f"recording: shard {s['file']} is corrupted or truncated (SHA-256 differs from the manifest's)"
             )
         shapes = _safetensors_shapes(f, s["file"])
-        for key in ("target", "draft"):
+        expected = {"target": ((s["positions"], V), want), "draft": ((s["positions"], V), want),
+                    "tokens": ((s["positions"],), "I64")}
+        for key, (shape_want, dt_want) in expected.items():
             if key not in shapes:
                 raise SpecTheoryValueError(f"recording: shard {s['file']} has no tensor {key!r}")
             shape, dt = shapes[key]
-            if tuple(shape) != (s["positions"], V):
+            if tuple(shape) != shape_want:
                 raise SpecTheoryValueError(
                     f"recording: shard {s['file']} tensor {key!r} has shape {tuple(shape)}, "
-                    f"expected ({s['positions']}, {V}) from the manifest"
+                    f"expected {shape_want} from the manifest"
+                )
+            if dt != dt_want:
+                raise SpecTheoryValueError(
+                    f"recording: shard {s['file']} tensor {key!r} is stored as {dt}, but the manifest's dtype "
+                    f"{manifest['dtype']!r} needs {dt_want}"
                 )
     return Recording(folder, manifest)
 
 
 def _safetensors_shapes(path: Path, name: str) -> dict:
-    """{tensor: (shape, dtype)} from a safetensors header, checking the file is long enough."""
+    """{tensor: (shape, dtype)} from a safetensors header, checking that the header is well formed
+    (every entry an object with a known dtype, an integer shape and data offsets that match it) and
+    that the file is long enough."""
     import struct
 
     size = path.stat().st_size
@@ -236,12 +343,36 @@ def _safetensors_shapes(path: Path, name: str) -> dict:
             if n > size - 8:
                 raise ValueError("header length beyond the end of the file")
             header = json.loads(fh.read(n))
-    except (ValueError, json.JSONDecodeError) as exc:
+    except (ValueError, json.JSONDecodeError) as exc:  # UnicodeDecodeError is a ValueError
         raise SpecTheoryValueError(f"recording: shard {name} is truncated or not a safetensors file ({exc})") from None
-    end = max((v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"), default=0)
+
+    def bad(problem):
+        return SpecTheoryValueError(f"recording: shard {name} has a malformed safetensors header ({problem})")
+
+    if not isinstance(header, dict):
+        raise bad(f"a {type(header).__name__}, not an object")
+    out, end = {}, 0
+    for key, v in header.items():
+        if key == "__metadata__":
+            if not isinstance(v, dict):
+                raise bad(f"__metadata__ is a {type(v).__name__}, not an object")
+            continue
+        if not isinstance(v, dict):
+            raise bad(f"entry {key!r} is a {type(v).__name__}, not an object")
+        dt, shape, offs = v.get("dtype"), v.get("shape"), v.get("data_offsets")
+        if dt not in _ST_ITEMSIZE:
+            raise bad(f"entry {key!r} has dtype {dt!r}")
+        if not isinstance(shape, list) or not all(_is_int(d) and d >= 0 for d in shape):
+            raise bad(f"entry {key!r} has shape {shape!r}")
+        if not (isinstance(offs, list) and len(offs) == 2 and all(_is_int(o) for o in offs) and 0 <= offs[0] <= offs[1]):
+            raise bad(f"entry {key!r} has data_offsets {offs!r}")
+        if offs[1] - offs[0] != math.prod(shape) * _ST_ITEMSIZE[dt]:
+            raise bad(f"entry {key!r}: data_offsets {offs} do not match shape {shape} of {dt}")
+        out[key] = (shape, dt)
+        end = max(end, offs[1])
     if 8 + n + end > size:
         raise SpecTheoryValueError(f"recording: shard {name} is truncated ({size} bytes, needs {8 + n + end})")
-    return {k: (v["shape"], v["dtype"]) for k, v in header.items() if k != "__metadata__"}
+    return out
 
 
 def _settings(target_name, draft_name, prompts, *, max_new_tokens, temperature, top_k, top_p, do_sample,
@@ -312,6 +443,22 @@ def record(target, draft, prompts, out, *, max_new_tokens: int = 64, temperature
     settings = _settings(target, draft, prompts, max_new_tokens=max_new_tokens, temperature=temperature,
                          top_k=top_k, top_p=top_p, do_sample=do_sample, teacher_force=teacher_force,
                          seed=seed, dtype=dtype)
+    if out.exists() and not out.is_dir():
+        raise SpecTheoryValueError(f"--out: not a folder: {out}")
+    with folder_lock(out):
+        # one writer at a time: a concurrent record() of the same folder waits, then finds the shards
+        # done; the temporary files of a writer that was killed are removed (no live writer owns them)
+        remove_stale_temporaries(out)
+        return _record_locked(target, draft, prompts, out, settings, tdtype, dev, max_new_tokens=max_new_tokens,
+                              temperature=temperature, top_k=top_k, top_p=top_p, do_sample=do_sample,
+                              teacher_force=teacher_force, seed=seed, dtype=dtype, progress=progress, models=models,
+                              stop_after=stop_after)
+
+
+def _record_locked(target, draft, prompts, out, settings, tdtype, dev, *, max_new_tokens, temperature, top_k, top_p,
+                   do_sample, teacher_force, seed, dtype, progress, models, stop_after) -> Recording:
+    import torch
+
     mpath = out / MANIFEST
     if mpath.is_file():
         existing = load_recording(out)

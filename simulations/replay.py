@@ -76,13 +76,18 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from spectheory._validation import SpecTheoryValueError, check_n
+from spectheory._validation import SpecTheoryValueError, check_int, check_n
 
 SAMPLINGS = ("iid", "without_replacement", "greedy", "hub")
 VERIFIERS = ("sd", "rrs", "kseq", "spechub", "greedy", "rrs_wor")
 DEFAULT_N = tuple(range(1, 9))
 #: Default number of sampled rejection histories per position for the rrs_wor estimate (n > 2).
 RRS_WOR_PATHS = 256
+#: Largest draft count replay accepts (checked before any allocation; beyond it n exceeds any
+#: vocabulary's useful range and the per-n columns would not fit).
+MAX_N = 1024
+#: Largest number of rrs_wor sampled histories per position (memory grows with it).
+MAX_RRS_WOR_PATHS = 1 << 16
 #: Default chunk: about this many (position, token) entries per (B, V) tensor (CPU; 8x on CUDA).
 CHUNK_ENTRIES = 1 << 22
 
@@ -219,6 +224,8 @@ def _torch():
 
 def _as_logits(x, name: str):
     torch = _torch()
+    if np.ndim(x) == 0:
+        raise SpecTheoryValueError(f"{name}: expected logits of shape (T, V) or (V,), got a scalar")
     if isinstance(x, torch.Tensor):
         t = x.detach()
         if t.dtype == torch.bool or t.is_complex():
@@ -266,7 +273,7 @@ def _check_n_list(n) -> tuple[int, ...]:
             raise SpecTheoryValueError(f"n: expected an integer or a list of integers, got {n!r}") from None
     if not items:
         raise SpecTheoryValueError("n: no draft counts given")
-    return tuple(sorted({check_n(v) for v in items}))
+    return tuple(sorted({check_n(v, maximum=MAX_N, why="replay's documented limit") for v in items}))
 
 
 def _check_names(values, allowed, name: str) -> tuple[str, ...]:
@@ -322,10 +329,8 @@ def _check_dtype(dtype):
     raise SpecTheoryValueError(f"dtype: computation runs in torch.float64 or torch.float32, got {dtype!r}")
 
 
-def _check_int(value, name: str, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
-        raise SpecTheoryValueError(f"{name}: must be an integer >= {low}, got {value!r}")
-    return int(value)
+def _check_int(value, name: str, low: int, high: int | None = None, why: str = "") -> int:
+    return check_int(value, name, minimum=low, maximum=high, why=why)
 
 
 # --------------------------------------------------------------------------------------------
@@ -477,7 +482,7 @@ def replay(
         Logits of the target (p) and the draft (q) at the same positions, any float dtype (bfloat16,
         float16, float32, float64) on any device. ``-inf`` masks a token; NaN and +inf are errors.
     n : int or iterable of int, default 1..8
-        Draft counts.
+        Draft counts, each at most ``MAX_N`` (1024).
     samplings : iterable of {"iid", "without_replacement", "greedy", "hub"}
         Draft schemes whose optimal acceptance is reported (``hub`` at n = 2 only).
     verifiers : iterable of {"sd", "rrs", "kseq", "spechub", "greedy", "rrs_wor"}
@@ -495,7 +500,7 @@ def replay(
         Positions per batch; default about 4M / V on CPU (32M / V on CUDA), at least 1.
     rrs_wor_paths : int >= 2
         Sampled rejection histories per position for the rrs_wor estimate (n > 2); its standard
-        error shrinks like 1/sqrt(rrs_wor_paths).
+        error shrinks like 1/sqrt(rrs_wor_paths); at most :data:`MAX_RRS_WOR_PATHS` (65536).
     seed : int
         Key of the rrs_wor estimate's random numbers (with the position index).
     first_position : int
@@ -529,7 +534,7 @@ def replay(
     temperature, top_k, top_p = _check_temperature(temperature, top_k, top_p)
     dev = _check_device(device)
     tdtype = _check_dtype(torch.float64 if dtype is None else dtype)
-    paths = _check_int(rrs_wor_paths, "rrs_wor_paths", 2)
+    paths = _check_int(rrs_wor_paths, "rrs_wor_paths", 2, MAX_RRS_WOR_PATHS, "replay's documented limit")
     seed = _check_int(seed, "seed", 0)
     first_position = _check_int(first_position, "first_position", 0)
     T, V = x_t.shape

@@ -75,6 +75,31 @@ def subset_dual_brute(p, q, n: int, sampling: str = "iid") -> SubsetDualResult:
             f"(got V = {V}); use method='dual' (sorted prefixes) instead"
         )
     singletons = np.left_shift(1, np.arange(V))
+    C = containment_table(q, n, sampling)
+    P = np.zeros(1 << V)
+    P[singletons] = p
+    P = _subset_sums(P, V)
+    values = P + 1.0 - C
+    best = int(np.argmin(values))
+    subset = ((best >> np.arange(V)) & 1).astype(bool)
+    return SubsetDualResult(float(min(1.0, values[best])), subset, float(C[best]))
+
+
+def containment_table(q, n: int, sampling: str = "iid") -> np.ndarray:
+    """C(H) = Q(every draft in H) for all 2^V subsets H at once, indexed by bitmask (bit i = token i).
+
+    Each draft tuple of the scheme's exact tuple law puts its probability on the bitmask of its
+    tokens, and a subset-sum (zeta) transform accumulates C(H) = Σ_{mask ⊆ H} Q(mask); for
+    independent drafters C(H) = Π_i q_i(H), one transform per drafter. ``q`` is validated by the
+    caller (shape (V,), or (n, V) for ``sampling="independent"``); V ≤ :data:`MAX_BRUTE_V`.
+    """
+    scheme = get_scheme(sampling)
+    V = q.shape[-1]
+    if V > MAX_BRUTE_V:
+        raise SpecTheoryValueError(
+            f"p: brute-force subset enumeration needs 2^V subsets and is limited to V <= {MAX_BRUTE_V} (got V = {V})"
+        )
+    singletons = np.left_shift(1, np.arange(V))
     if sampling == "independent":
         # C(H) = Π_i q_i(H): one subset-sum transform per drafter, O(n 2^V), no tuple law (V^n tuples)
         q, n = scheme._rows(q, n)
@@ -83,16 +108,9 @@ def subset_dual_brute(p, q, n: int, sampling: str = "iid") -> SubsetDualResult:
             Qi = np.zeros(1 << V)
             Qi[singletons] = q[i]
             C *= _subset_sums(Qi, V)
-    else:
-        law = scheme.tuple_law(q, n)
-        masks = np.bitwise_or.reduce(np.left_shift(np.int64(1), law.tuples), axis=1)
-        C = np.zeros(1 << V)
-        np.add.at(C, masks, law.probs)
-        C = _subset_sums(C, V)
-    P = np.zeros(1 << V)
-    P[singletons] = p
-    P = _subset_sums(P, V)
-    values = P + 1.0 - C
-    best = int(np.argmin(values))
-    subset = ((best >> np.arange(V)) & 1).astype(bool)
-    return SubsetDualResult(float(min(1.0, values[best])), subset, float(C[best]))
+        return C
+    law = scheme.tuple_law(q, n)
+    masks = np.bitwise_or.reduce(np.left_shift(np.int64(1), law.tuples), axis=1)
+    C = np.zeros(1 << V)
+    np.add.at(C, masks, law.probs)
+    return _subset_sums(C, V)

@@ -18,16 +18,19 @@ from .solvers.optimal import optimal_acceptance  # noqa: E402
 from . import verifiers  # noqa: E402
 from .verifiers import acceptance, verifier  # noqa: E402
 from .compare import compare  # noqa: E402
+from .rule_audit import AuditResult, audit  # noqa: E402
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AuditResult",
     "SUM_RTOL",
     "SCHEMES",
     "DraftScheme",
     "SpecTheoryValueError",
     "TupleLaw",
     "acceptance",
+    "audit",
     "compare",
     "from_logits",
     "get_scheme",

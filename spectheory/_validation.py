@@ -28,17 +28,37 @@ class SpecTheoryValueError(ValueError):
     """A user error at the public boundary (bad array, impossible n, problem too large)."""
 
 
-def check_n(n, name: str = "n") -> int:
-    """Return ``n`` as a Python int, or raise if it is not an integer >= 1."""
-    if isinstance(n, bool) or not isinstance(n, numbers.Integral):
-        if isinstance(n, numbers.Real) and float(n).is_integer():
-            n = int(n)
-        else:
-            raise SpecTheoryValueError(f"{name}: must be an integer >= 1, got {n!r}")
-    n = int(n)
-    if n < 1:
-        raise SpecTheoryValueError(f"{name}: must be an integer >= 1, got {n}")
-    return n
+def check_int(value, name: str, *, minimum: int | None = None, maximum: int | None = None,
+              why: str = "") -> int:
+    """Return ``value`` as a Python int, or raise naming ``name``.
+
+    Accepted: Python and NumPy integers, and floats with an integral value (``2.0``); refused:
+    ``bool`` (``True`` is not a count), non-integral or non-finite numbers, strings, arrays, and
+    values outside ``[minimum, maximum]``. Checks happen before anything is allocated, so a huge
+    value fails at once; ``why`` explains an upper limit in the message (``"the LP has
+    V**n columns"``).
+    """
+    if isinstance(value, (bool, np.bool_)):
+        raise SpecTheoryValueError(f"{name}: must be an integer, got the boolean {value!r}")
+    if isinstance(value, numbers.Integral):
+        value = int(value)
+    elif isinstance(value, numbers.Real) and np.isfinite(float(value)) and float(value).is_integer():
+        value = int(value)
+    else:
+        bound = f" >= {minimum}" if minimum is not None else ""
+        raise SpecTheoryValueError(f"{name}: must be an integer{bound}, got {value!r}")
+    if minimum is not None and value < minimum:
+        raise SpecTheoryValueError(f"{name}: must be an integer >= {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        reason = f" ({why})" if why else ""
+        raise SpecTheoryValueError(f"{name}: must be <= {maximum}{reason}, got {value}")
+    return value
+
+
+def check_n(n, name: str = "n", *, maximum: int | None = None, why: str = "") -> int:
+    """Return the draft count ``n`` as a Python int, or raise if it is not an integer >= 1 (``bool``
+    refused), or above ``maximum`` when one is given (see :func:`check_int`)."""
+    return check_int(n, name, minimum=1, maximum=maximum, why=why)
 
 
 def check_distribution(x, name: str, *, allow_batch: bool = True) -> np.ndarray:

@@ -30,6 +30,30 @@ class CLIError(ValueError):
     """A user error detected by the command line itself."""
 
 
+#: Set this environment variable to 1 to see the traceback of an internal error (exit status 1).
+TRACEBACK_ENV = "SPECTHEORY_TRACEBACK"
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line, ``spectheory: error: ...`` (no usage
+    block), with exit status 2; ``--help`` still prints the full usage."""
+
+    def error(self, message):
+        print(f"{PROG}: error: {' '.join(message.split())} (see '{self.prog} --help')", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def error_line(exc: BaseException) -> str:
+    """The one-line message for a user error: the exception's text, or for an :class:`OSError`
+    without one of ours ``FILE: reason`` (not ``[Errno 21] ...``)."""
+    if isinstance(exc, OSError) and exc.strerror:
+        where = exc.filename if exc.filename is not None else ""
+        message = f"{where}: {exc.strerror}" if where != "" else exc.strerror
+    else:
+        message = str(exc) or type(exc).__name__
+    return " ".join(message.split())
+
+
 # --------------------------------------------------------------------------- shared helpers
 
 
@@ -318,6 +342,12 @@ def _run_compare(args) -> int:
     ns = parse_n_list(args.n) if args.n is not None else [1, 2, 4, 8]
     if not args.no_plot and not str(args.plot).lower().endswith(".png"):
         raise CLIError(f"--plot: expected a .png path, got {args.plot!r}")
+    from .io import check_output_file
+
+    if args.csv:
+        check_output_file(args.csv, "--csv")
+    if not args.no_plot:
+        check_output_file(args.plot, "--plot")
     p, q = _load_pair(args, independent=False)
     B, V = p.shape
     names = tuple(args.verifiers) if args.verifiers else DEFAULT_VERIFIERS
@@ -535,6 +565,20 @@ def _run_mdp(args) -> int:
     return run(args)
 
 
+# --------------------------------------------------------------------------- audit
+
+
+def _add_audit(subparsers) -> None:
+    from ._cli_audit import add_arguments
+
+    p = subparsers.add_parser("audit", help="is this verification rule lossless? exact audit and minimal counterexample",
+                              description="Audit a rule rule(p, q, drafts, rng) -> token (see spectheory.audit): "
+                              "exact output law over every draft tuple and branch, TV to p, acceptance against the "
+                              "bound, minimal counterexample. Exit status 0 lossless, 1 not, 2 user error.")
+    add_arguments(p)
+    p.set_defaults(func=lambda args: __import__("spectheory._cli_audit", fromlist=["run"]).run(args))
+
+
 # --------------------------------------------------------------------------- entry point
 
 #: Subcommand builders, in the order ``--help`` lists them.
@@ -544,13 +588,13 @@ def _add_replay_commands():
     return (cli_replay.add_record, cli_replay.add_replay, cli_replay.add_report)
 
 
-_COMMANDS = (_add_bound, _add_compare, _add_simulate, _add_mdp, *_add_replay_commands())
+_COMMANDS = (_add_bound, _add_compare, _add_simulate, _add_mdp, _add_audit, *_add_replay_commands())
 
 
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog=PROG,
         description="Acceptance bounds for speculative decoding (p = target, q = draft).",
     )
@@ -563,7 +607,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    """Run the command line; returns the exit status (0 ok, 2 user error)."""
+    """Run the command line; returns the exit status: 0 ok, 2 user error (one line, usage errors
+    included), 1 internal error (one line; ``SPECTHEORY_TRACEBACK=1`` adds the traceback), 130
+    interrupted."""
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -580,12 +626,20 @@ def main(argv=None) -> int:
         os.dup2(devnull, sys.stdout.fileno())
         return 1
     except (ValueError, OSError) as exc:
-        message = str(exc) or type(exc).__name__
-        print(f"{PROG}: error: {' '.join(message.split())}", file=sys.stderr)
+        print(f"{PROG}: error: {error_line(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # a bug, not the user's: one line, the traceback on request
+        if os.environ.get(TRACEBACK_ENV, "") not in ("", "0"):
+            import traceback
+
+            traceback.print_exc()
+        where = f"{type(exc).__name__}: {' '.join(str(exc).split())}"[:500]
+        print(f"{PROG}: internal error: {where} (set {TRACEBACK_ENV}=1 for the traceback; please report it)",
+              file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

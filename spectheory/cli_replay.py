@@ -64,7 +64,7 @@ def run_record(args) -> int:
     rec = record(args.target, args.draft, prompts, args.out, max_new_tokens=args.max_new_tokens,
                  temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, do_sample=not args.greedy,
                  teacher_force=args.teacher_force, seed=args.seed, dtype=args.dtype, device=args.device,
-                 progress=sys.stderr.isatty())
+                 progress=True)
     print(f"recorded {rec.positions} positions from {len(rec.shards)} prompts, V = {rec.vocab_size}, "
           f"{rec.manifest['dtype']}: {args.out}/manifest.json")
     return 0
@@ -97,12 +97,17 @@ def run_replay(args) -> int:
         raise CLIError(f"--temperature: must be >= 0, got {args.temperature:g}")
     if args.top_p is not None and not (0 < args.top_p <= 1):
         raise CLIError(f"--top-p: must lie in (0, 1], got {args.top_p:g}")
+    from spectheory.io import check_output_file
     from spectheory.simulations.record import load_recording
     from spectheory.simulations.report import replay_recording
 
+    for option, value in (("--csv", args.csv), ("--json", args.json)):
+        if value:
+            check_output_file(value, option)
+
     rec = load_recording(args.dir)
     res = replay_recording(rec, n=range(1, args.n_max + 1), temperature=args.temperature, top_k=args.top_k,
-                           top_p=args.top_p, device=args.device, progress=sys.stderr.isatty())
+                           top_p=args.top_p, device=args.device, progress=True)
     if args.csv:
         res.to_csv(args.csv)
     if args.json:
@@ -168,12 +173,17 @@ def run_report(args) -> int:
         prompts = read_prompts(args.prompts)
     res = report(args.out, target=args.target, draft=args.draft, prompts=prompts, max_new_tokens=args.max_new_tokens,
                  n_max=args.n_max, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, seed=args.seed,
-                 device=args.device, max_prompts=args.max_prompts, progress=sys.stderr.isatty())
+                 device=args.device, max_prompts=args.max_prompts, progress=True)
     s = res.summary
     n = args.n_max
+    iv = res.intervals or {}
+
+    def val(key):
+        return str(iv[key]) if key in iv else f"{s[key]:.4f}"
+
     print(f"report: {res.out}/summary.md ({res.positions} positions)")
-    print(f"  single-draft acceptance {s['verifier/sd/n=1']:.4f}; at n = {n}: α* iid {s[f'bound/iid/n={n}']:.4f}, "
-          f"without replacement {s[f'bound/without_replacement/n={n}']:.4f}, rrs {s[f'verifier/rrs/n={n}']:.4f}, "
-          f"kseq {s[f'verifier/kseq/n={n}']:.4f}")
+    print(f"  single-draft acceptance α₁ {val('verifier/sd/n=1')}; at n = {n}: α* iid {val(f'bound/iid/n={n}')}, "
+          f"without replacement {val(f'bound/without_replacement/n={n}')}, rrs {val(f'verifier/rrs/n={n}')}, "
+          f"kseq {val(f'verifier/kseq/n={n}')}" + (" (95% bootstrap-by-prompt intervals)" if iv else ""))
     print("  files: " + ", ".join(res.files))
     return 0

@@ -8,6 +8,8 @@ command-line shell over both.
 
 from __future__ import annotations
 
+import numbers
+
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -72,7 +74,12 @@ def compare(p, q, ns, verifiers=DEFAULT_VERIFIERS, *, progress: bool = False) ->
     >>> [(r.verifier, r.n, round(r.acceptance, 4), round(r.gap, 4)) for r in rows if r.n == 2][:2]
     [('rrs', 2, 0.76, 0.1), ('rrs_wor', 2, 0.82, 0.1657)]
     """
-    ns = sorted({check_n(n) for n in ns})
+    if isinstance(ns, (numbers.Integral, float)) and not isinstance(ns, bool):
+        ns = [ns]  # compare(p, q, 4): one draft count
+    try:
+        ns = sorted({check_n(n, "ns") for n in ns})
+    except TypeError:
+        raise SpecTheoryValueError(f"ns: expected a draft count or a list of them, got {ns!r}") from None
     if not ns:
         raise SpecTheoryValueError("ns: no draft count given")
     names = list(dict.fromkeys(verifiers))

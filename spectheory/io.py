@@ -198,14 +198,41 @@ def load_array(path, name: str = "array", key: str | None = None) -> np.ndarray:
     return a
 
 
+def _umask() -> int:
+    """The process's umask, read without changing it where the system allows (Linux
+    ``/proc/self/status``), else by setting and restoring it."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    old = os.umask(0o022)
+    os.umask(old)
+    return old
+
+
+#: Name pattern of the temporary files :func:`atomic_path` creates: ``.STEM.RANDOM.tmpSUFFIX``.
+TEMPORARY_PATTERN = r"^\..+\.tmp(\.[A-Za-z0-9]+)?$"
+
+
 @contextlib.contextmanager
 def atomic_path(path):
     """Yield a temporary path next to ``path``; on success it is moved onto ``path`` with
     :func:`os.replace` (atomic), on failure it is removed. A reader sees the old file or the new one,
-    never a partial one. For writers that take a file name (``savefig``, ``np.save``, CSV)."""
+    never a partial one. For writers that take a file name (``savefig``, ``np.save``, CSV).
+
+    The file gets the permissions of a file created with :func:`open` (``0o666`` less the umask),
+    not the ``0o600`` of :func:`tempfile.mkstemp`. Its temporary name is ``.STEM.RANDOM.tmpSUFFIX``
+    (:data:`TEMPORARY_PATTERN`), which :func:`remove_stale_temporaries` recognises after a kill."""
     path = Path(path)
     directory = path.parent if str(path.parent) else Path(".")
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=directory)
+    try:
+        os.fchmod(fd, 0o666 & ~_umask())
+    except (AttributeError, OSError):  # pragma: no cover - no fchmod (Windows)
+        pass
     os.close(fd)
     try:
         yield tmp
@@ -218,6 +245,74 @@ def atomic_path(path):
         except OSError:
             pass
         raise
+
+
+def is_temporary(name: str) -> bool:
+    """Whether a file name is one of :func:`atomic_path`'s temporary names."""
+    import re
+
+    return re.match(TEMPORARY_PATTERN, name) is not None
+
+
+def remove_stale_temporaries(folder) -> list[str]:
+    """Delete the temporary files :func:`atomic_path` left in ``folder`` when its process was killed
+    (``.shard-00003.x1y2.tmp.safetensors``, ``.manifest.ab12.tmp.json``). Call it only while holding
+    :func:`folder_lock` on ``folder``, so that no live writer's temporary file is removed.
+    Returns the names removed."""
+    removed = []
+    folder = Path(folder)
+    if not folder.is_dir():
+        return removed
+    for entry in sorted(os.listdir(folder)):
+        if is_temporary(entry) and (folder / entry).is_file():
+            try:
+                os.unlink(folder / entry)
+                removed.append(entry)
+            except FileNotFoundError:
+                pass
+    return removed
+
+
+LOCK_NAME = ".lock"
+
+
+@contextlib.contextmanager
+def folder_lock(folder):
+    """Hold an exclusive advisory lock on ``folder`` (file ``folder/.lock``, :func:`fcntl.flock`)
+    for the duration of the block: a second process using the same folder waits. The lock goes with
+    its process, so a SIGKILL never leaves the folder locked. Where ``fcntl`` is missing (Windows)
+    the block runs unlocked."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
+    fd = os.open(folder / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+def check_output_file(path, name: str) -> Path:
+    """Check, before any work, that ``path`` can be written as a file: not a directory, in a folder
+    that exists. Raises :class:`~spectheory.SpecTheoryValueError` naming the option ``name``."""
+    p = Path(os.fspath(path))
+    if str(p) in ("", "."):
+        raise SpecTheoryValueError(f"{name}: no file name given")
+    if p.is_dir():
+        raise SpecTheoryValueError(f"{name}: is a directory, not a file: {p}")
+    parent = p.parent if str(p.parent) else Path(".")
+    if not parent.exists():
+        raise SpecTheoryValueError(f"{name}: folder does not exist: {parent}")
+    if not parent.is_dir():
+        raise SpecTheoryValueError(f"{name}: not a folder: {parent}")
+    if not os.access(parent, os.W_OK):
+        raise SpecTheoryValueError(f"{name}: folder is not writable: {parent}")
+    return p
 
 
 def write_json_atomic(path, obj, *, indent: int | None = 2) -> None:

@@ -50,6 +50,19 @@ def test_report_end_to_end_and_resume(pair, tmp_path, capsys):
     assert rows["optimal"] >= rows["best threshold"] - 1e-12 >= rows["best fixed K"] - 2e-12
     md = (out / "summary.md").read_text()
     assert "## Optimal acceptance" in md and "## Draft length" in md
+    # every mean has a bootstrap-by-prompt interval; gaps are bound − acceptance >= 0 everywhere
+    iv = doc["intervals"]
+    assert doc["statistics"]["clusters"] == 3 and "bootstrap by prompt" in doc["statistics"]["method"]
+    for key, mean in s.items():
+        if not key.startswith("stderr/"):
+            assert iv[key]["low"] - 1e-12 <= mean <= iv[key]["high"] + 1e-12 and iv[key]["mean"] == pytest.approx(mean)
+    for n in (2, 3):
+        assert iv[f"gap/rrs/n={n}"]["mean"] == pytest.approx(s[f"bound/iid/n={n}"] - s[f"verifier/rrs/n={n}"])
+        assert iv[f"gap/rrs/n={n}"]["mean"] >= -1e-12
+    import re
+
+    assert not re.search(r"\d \(−\d", md) and "gap = α*" in md  # no negative-gap cells "0.64 (−0.04)"
+    assert f"on {doc['draft_length']['states']} states" in md
     # a second run reuses the recording and the stored replays and gives the same numbers
     before = {p.name: p.stat().st_mtime_ns for p in (out / "replay").iterdir()}
     assert main(args) == 0

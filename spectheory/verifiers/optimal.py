@@ -10,13 +10,13 @@ from .._validation import SpecTheoryValueError
 from ..schemes import SCHEMES
 from ._base import Verifier, accept_prob, residual
 
-CONSTRUCTIONS = ("plan", "canonical")
+CONSTRUCTIONS = ("plan", "canonical", "priority")
 
 
 class OptimalVerifier(Verifier):
     """``optimal``: a verifier whose acceptance is α*(p, Q) for its draft scheme (REFERENCE §2).
 
-    Two constructions, both for small V (they solve an LP over the draft tuples, see
+    Three constructions. Two solve an LP over the draft tuples, for small V (see
     :data:`~spectheory.solvers.transport.MAX_LP_VARIABLES`):
 
     * ``construction="plan"``: the SpecTr transport plan π (arXiv 2310.15141). Given drafts x, output
@@ -26,6 +26,16 @@ class OptimalVerifier(Verifier):
       select one draft with the selection-LP rule, then single-draft speculative sampling from the
       induced marginal r to p (accept with min(1, p/r), else Y ~ norm((p − r)+)).
 
+    The third needs no LP:
+
+    * ``construction="priority"``: an optimal selection law r* in closed form (the base polytope of
+      F(A) = P(some draft ∈ A), :mod:`spectheory.solvers.priority`) sampled by a random priority
+      order — select the drafted token ranked highest — then speculative sampling from r* to p.
+      greedy, hub and topk drafts: any V, O(V) to build, O(n) per verification. iid, without
+      replacement and independent drafters: an explicit mixture of at most V + 1 priority orders,
+      V ≤ :data:`~spectheory.solvers.priority.MAX_PRIORITY_V` (O(V²·2^V) to build, O(n + log V) per
+      verification); beyond that it refuses, naming what to use.
+
     :meth:`acceptance` is α* itself, from :func:`spectheory.optimal_acceptance` (any V); the
     sampler's own acceptance equals it up to the LP tolerance (checked in the tests).
 
@@ -33,7 +43,7 @@ class OptimalVerifier(Verifier):
     ----------
     sampling : str
         The draft scheme ("iid", "without_replacement", "greedy", "hub", "independent").
-    construction : {"plan", "canonical"}
+    construction : {"plan", "canonical", "priority"}
 
     Examples
     --------
@@ -82,6 +92,12 @@ class OptimalVerifier(Verifier):
             self._cache.move_to_end(key)
             return self._cache[key]
         n = 2 if self.sampling == "hub" else k
+        if self.construction == "priority":
+            from ..solvers.priority import priority_selector
+
+            entry = priority_selector(p, q, n, self.sampling)
+            self._remember(key, entry)
+            return entry
         if self.construction == "plan":
             from ..solvers.transport import _round_to_marginals, transport_lp
 
@@ -97,12 +113,21 @@ class OptimalVerifier(Verifier):
             payload = (res.selection, res.marginal)
         index = {tuple(int(x) for x in t): i for i, t in enumerate(tuples)}
         entry = (index, Qt, payload)
+        self._remember(key, entry)
+        return entry
+
+    def _remember(self, key, entry):
         self._cache[key] = entry
         if len(self._cache) > 8:
             self._cache.popitem(last=False)
-        return entry
 
     def _rule(self, p, q, drafts, oracle):
+        if self.construction == "priority":
+            selector = self._solved(p, q, len(drafts))
+            x = selector.select(drafts, oracle)
+            if oracle.coin(accept_prob(p[x], selector.law[x])):
+                return x
+            return residual(p, selector.law)
         index, Qt, (first, marginal) = self._solved(p, q, len(drafts))
         row = index.get(tuple(int(x) for x in drafts))
         # A tuple whose probability underflows to 0 (not in the tuple law), or whose plan row is
