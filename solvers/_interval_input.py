@@ -174,7 +174,13 @@ def reduce_inputs(p_ids, p_logprobs, q_ids, q_logprobs, vocab_size, p_tail=None,
         # every token known on this side: the tail is rounding; renormalise the known entries
         full = known.sum(axis=1) == V
         t = np.where(full, 0.0, t)
-        scale = (1.0 - t) / np.where(known_mass[side] > 0, known_mass[side], 1.0)
+        km = known_mass[side]
+        if arg is None:
+            # known mass within rounding above 1: renormalise; otherwise keep the entries exactly
+            # (a rescale by (1 - t) / known would wipe out tiny known masses next to a tail near 1)
+            scale = np.where(km > 1.0, 1.0 / np.where(km > 0, km, 1.0), 1.0)
+        else:
+            scale = (1.0 - t) / np.where(km > 0, km, 1.0)
         val *= scale[:, None]
         tails[side] = t
     return Reduced(ids, pk, qk, inA, inB, tails["p"], tails["q"], n_free, V, batched)

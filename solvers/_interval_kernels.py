@@ -62,8 +62,8 @@ def upper_certificate(red: Reduced, n: int, sampling: str) -> np.ndarray:
         max_completions α* ≤ min_H [ max p(H) + 1 − min C(H) ],
 
     with max p(H) = p(H ∩ A) + t_p·[H meets Ω \\ A] and min C(H) attained with the q tail outside H
-    when possible, else merged into one token inside H (splitting never lowers C, REFERENCE
-    Lemma A; for iid C = q(H)^n). Three families of H, each minimised over sorted prefixes (any H
+    when possible, else merged into one token inside H (splitting never lowers C, Lemma A of
+    the sorted-prefix theorem in :mod:`spectheory.solvers.sorted_prefix`; for iid C = q(H)^n). Three families of H, each minimised over sorted prefixes (any H
     gives a valid bound, so the prefix restriction cannot break validity):
 
     0. H ⊆ A ∩ B (tail outside);

@@ -7,10 +7,10 @@ p tail t_p = 1 − p(A) is spread in any way over Ω \\ A, the q tail over Ω \\
 other constraint). :func:`optimal_acceptance_interval` returns [lower, upper] containing α* (or a
 verifier's acceptance) of **every** completion, with a witness completion for each end.
 
-Method (SpecTr, arXiv 2310.15141, subset dual α* = min_H [p(H) + 1 − C(H)]; Hu et al.,
-arXiv 2502.18779)
------------------------------------------------------------------------------------------------
-Tokens of N = Ω \\ (A ∪ B) are interchangeable.
+Method
+------
+All ends rest on the subset dual α* = min_H [p(H) + 1 − C(H)] (SpecTr, arXiv 2310.15141; Hu et
+al., arXiv 2502.18779). Tokens of N = Ω \\ (A ∪ B) are interchangeable.
 
 * **Lower end, iid.** Moving p mass onto a token that is never drafted (q = 0) cannot raise α*
   (a verifier for the moved law, relabelled, serves the original one); moving q mass of i.i.d.
@@ -291,6 +291,10 @@ def _interval_rows(red, n, sampling, verifier):
         valid_lo, valid_up = _valid_ends(red, fresh, n, scheme, verifier)
     lower = np.minimum(valid_lo, lo_best["v"])
     upper = np.maximum(valid_up, up_best["v"])
+    # both tails empty: the completion is unique and every witness is it
+    unique = (red.p_tail <= 0) & (red.q_tail <= 0)
+    lower = np.where(unique, lo_best["v"], lower)
+    upper = np.where(unique, up_best["v"], upper)
     lower_tight = lo_best["v"] - lower <= TIGHT_TOL
     upper_tight = upper - up_best["v"] <= TIGHT_TOL
     lower = np.where(lower_tight, lo_best["v"], lower)
