@@ -363,6 +363,8 @@ def replay_chunk(target_logits, draft_logits, positions, settings: dict) -> dict
     """
     import torch
 
+    from spectheory.verifiers import batched as bt
+
     from . import _torch_bounds as tb
 
     ns = settings["n"]
@@ -371,15 +373,11 @@ def replay_chunk(target_logits, draft_logits, positions, settings: dict) -> dict
     temp, top_k, top_p = settings["temperature"], settings["top_k"], settings["top_p"]
     p = tb.probs_from_logits(target_logits.to(dtype), temp, top_k, top_p)
     q = tb.probs_from_logits(draft_logits.to(dtype), temp, top_k, top_p)
-    B = p.shape[0]
     out: dict[str, torch.Tensor | np.ndarray] = {}
 
     need_sort = bool(set(samplings) & {"iid", "greedy"} or set(verifiers) & {"rrs", "kseq", "greedy", "rrs_wor"})
-    sr = tb.sort_by_ratio(p, q) if need_sort else None
-    sup = tb.support(q)
+    sr = bt.sort_by_ratio(p, q) if need_sort else None
     greedy = tb.greedy_bound(p, q, sr, ns) if ("greedy" in samplings or "greedy" in verifiers) else None
-    sd_sum = torch.minimum(p, q).sum(dim=1)
-    sd = torch.clamp(sd_sum, 0.0, 1.0)
 
     for s in samplings:
         if s == "iid":
@@ -400,44 +398,24 @@ def replay_chunk(target_logits, draft_logits, positions, settings: dict) -> dict
         elif s == "hub" and 2 in ns:
             out["bound/hub/n=2"] = tb.hub_bound(p, q)
 
+    # verifiers: the one batched implementation (spectheory.verifiers.batched)
     for v in verifiers:
         if v == "sd" and 1 in ns:
-            out["verifier/sd/n=1"] = sd
-        elif v == "rrs":
-            for n, val in tb.rrs(sr, ns).items():
-                out[f"verifier/rrs/n={n}"] = val
-        elif v == "kseq":
-            for n, val in tb.kseq(sr, ns).items():
-                out[f"verifier/kseq/n={n}"] = val
+            out["verifier/sd/n=1"] = bt.sd(p, q)
+        elif v in ("rrs", "kseq"):
+            vals = (bt.rrs if v == "rrs" else bt.kseq)(sr, ns)
+            for j, n in enumerate(ns):
+                out[f"verifier/{v}/n={n}"] = vals[:, j]
         elif v == "spechub" and 2 in ns:
-            out["verifier/spechub/n=2"] = tb.spechub(p, q, sd_sum)
+            out["verifier/spechub/n=2"] = bt.spechub(p, q)
         elif v == "greedy":
             for n in ns:
                 out[f"verifier/greedy/n={n}"] = greedy[n]
         elif v == "rrs_wor":
-            two = tb.rrs_wor_two(p, q, sr) if any(n >= 2 for n in ns) else None
-            big = [n for n in ns if n >= 3]
-            est = None
-            if big:
-                steps = max(big)
-                paths = settings["rrs_wor_paths"]
-                u = tb.history_uniforms(settings["seed"], positions.to(p.device), paths, max(steps - 1, 1))
-                est = tb.rrs_wor_histories(sr, steps, u)  # (B, S, steps)
-            zero = torch.zeros(B, dtype=dtype, device=p.device)
-            for n in ns:
-                k = torch.clamp(sup, max=n)
-                exact = torch.where(k <= 1, sd, two) if n >= 2 else sd
-                if n >= 3:
-                    idx = (torch.clamp(k, min=1) - 1)[:, None, None].expand(-1, est.shape[1], 1)
-                    per_path = torch.gather(est, 2, idx)[..., 0]  # (B, S)
-                    mean = per_path.mean(dim=1)
-                    se = per_path.std(dim=1, correction=1) / math.sqrt(per_path.shape[1])
-                    val = torch.where(k <= 2, exact, torch.clamp(mean, 0.0, 1.0))
-                    se = torch.where(k <= 2, zero, se)
-                else:
-                    val, se = exact, zero
-                out[f"verifier/rrs_wor/n={n}"] = val
-                out[f"stderr/rrs_wor/n={n}"] = se
+            res = bt.rrs_wor(p, q, ns, seed=settings["seed"], positions=positions, paths=settings["rrs_wor_paths"], sr=sr)
+            for j, n in enumerate(ns):
+                out[f"verifier/rrs_wor/n={n}"] = res.value[:, j]
+                out[f"stderr/rrs_wor/n={n}"] = res.stderr[:, j]
 
     cols = {}
     for name in column_names(ns, samplings, verifiers):

@@ -383,10 +383,121 @@ def _plot_draft_length(path, comparisons, fixed, label: str) -> None:
     plt.close(fig)
 
 
+def _effective_temperature(g: dict) -> float:
+    """A recording's generation temperature, 0 for greedy generation."""
+    return 0.0 if not g.get("do_sample", True) else float(g["temperature"])
+
+
+def _same_processing(g: dict, processing: dict) -> bool:
+    """Whether the replay's (temperature, top-k, top-p) is the recording's generation law."""
+    T = _effective_temperature(g)
+    if T == 0.0 or processing["temperature"] == 0.0:
+        return T == processing["temperature"]  # greedy: top-k / top-p keep the argmax
+    return (T == processing["temperature"] and (g.get("top_k") or None) == (processing["top_k"] or None)
+            and (g.get("top_p") or None) == processing["top_p"])
+
+
+def _draft_length_lines(dl) -> list:
+    lines = ["## Draft length: optimal policy vs SpecDec++ threshold vs fixed K", "",
+              f"A Markov acceptance process on {dl['states']} states ({dl['requested_bins']} equal-mass bins of "
+              f"the trace values requested; bins that coincide because values repeat are merged) is fitted to the "
+              f"trace a_t (above); values are rounded down to the lattice exp(−{dl['resolution']:g} i) and survival "
+              f"below {dl['s_floor']:g} is treated as 0, so the speedups are lower bounds for the fitted chain. "
+              "Each round restarts from the chain's initial law. Costs: one target verification = 1, one draft "
+              "step = c_draft. Speedup = tokens per unit cost against one target call per token. The speedups are "
+              "point values of the fitted model (no interval).", ""]
+    names = ["optimal", "best threshold", "SpecDec++ best h", "SpecDec++ h=Δ0", "best fixed K", "Leviathan γ*",
+             "no speculation"]
+    header = ["c_draft"] + names
+    rows = []
+    details = []
+    for c in dl["comparisons"]:
+        by = {r["name"]: r for r in c["rows"]}
+        rows.append([f"{c['costs']['c_draft']:g}"] + [f"{by[n]['speedup']:.3f}" if n in by else "–" for n in names])
+        details.append(f"- c_draft = {c['costs']['c_draft']:g}: " + "; ".join(
+            f"{n}: {by[n]['detail']}" for n in names[1:6] if n in by))
+    lines += ["Speedup of each policy:", "", _md_table(header, rows), ""] + details + [
+        "", "![draft length](draft_length.png)", "",
+        "Top: the optimal policy at every state (k, S_k) it reaches; bottom: speedup against fixed K.", ""]
+    return lines
+
+
+def _processing_sentence(pr: dict) -> str:
+    if pr["same_as_generation"]:
+        s = "the same processing is applied to p and q in every number below."
+    else:
+        s = (f"every number below applies {_processing_label(pr)} to p and q at these recorded prefixes "
+             "(a settings sweep on one recording: the prefixes follow the recording's generation law, "
+             "not this one; the per-position values are exact for the prefixes seen).")
+    if pr["temperature"] == 0:
+        s += ("\n\n**Temperature 0 is the greedy limit**: p and q are uniform over their maximal logits "
+              "(one-hot without ties). α₁ is then the fraction of positions where the draft's argmax is the "
+              "target's, and the bounds no longer grow with n: a one-hot draft proposes the same token n times "
+              "(iid) or has one token to propose (without replacement, greedy), so α*(n) = α₁ up to ties. "
+              "Verifying greedy drafts against greedy target decoding is lossless for the greedy output.")
+    return s
+
+
+def _processing_label(processing: dict) -> str:
+    if processing["temperature"] == 0:
+        return "T = 0 (greedy limit)"
+    return _settings_label(dict(processing, do_sample=True))
+
+
+def _settings_slug(processing: dict) -> str:
+    """The subfolder of a setting that is not the recording's own: ``settings-T=0.7_top-k=50``."""
+    s = f"settings-T={processing['temperature']:g}"
+    if processing["top_k"]:
+        s += f"_top-k={processing['top_k']}"
+    if processing["top_p"] is not None:
+        s += f"_top-p={processing['top_p']:g}"
+    return s
+
+
+def generation_for(rec_dir, target_name, draft_name, prompts, *, max_new_tokens, temperature, top_k, top_p,
+                   seed) -> dict:
+    """The generation settings a report uses for its recording folder ``rec_dir``.
+
+    A recording already there for the same pair, prompts, length, seed and dtype keeps its own
+    generation settings (a report at another temperature replays it, it does not re-record); otherwise
+    the requested ones, greedy when ``temperature == 0``."""
+    from .record import MANIFEST, _settings
+
+    want = _settings(target_name, draft_name, prompts, max_new_tokens=max_new_tokens,
+                     temperature=temperature, top_k=top_k, top_p=top_p, do_sample=temperature > 0,
+                     teacher_force=False, seed=seed, dtype="float32")
+    try:
+        have = json.loads((Path(rec_dir) / MANIFEST).read_text(encoding="utf-8"))["settings"]
+        ident = ("target", "draft", "prompts_sha256", "dtype")
+        hg = have["generation"]
+        if all(have[k] == want[k] for k in ident) and all(
+                hg[k] == want["generation"][k] for k in ("max_new_tokens", "teacher_force", "seed")):
+            return dict(hg, _settings=have)
+    except (OSError, ValueError, KeyError, TypeError):  # no recording yet, or damaged: record() decides
+        pass
+    return dict(want["generation"], _settings=want)
+
+
+def _complete_recording(rec_dir, gen: dict):
+    """The recording in ``rec_dir`` when it is complete for ``gen``'s settings (no model needed),
+    else None."""
+    from .record import MANIFEST, load_recording
+
+    if not (Path(rec_dir) / MANIFEST).is_file():
+        return None
+    rec = load_recording(rec_dir)  # validates; a damaged recording is one error line
+    if rec.manifest["settings"] != gen["_settings"]:
+        return None  # record() refuses it with its own message
+    if len(rec.shards) != len(rec.manifest.get("prompts", [])):
+        return None
+    return rec
+
+
 def report(out="report", *, target=None, draft=None, prompts=None, max_new_tokens: int = 48, n_max: int = 8,
            temperature: float = 1.0, top_k=None, top_p=None, seed: int = 0, device: str = "auto",
            max_prompts=None, c_draft_ratios=(0.05, 0.1, 0.2, 0.4), max_k: int = 16,
-           progress: bool = False, categories=None) -> ReportResult:
+           progress: bool = False, categories=None, tokenizer=None, ignore_auto_map: bool = False,
+           models=None) -> ReportResult:
     """Record, replay and summarise a model pair (the shipped reference pair by default).
 
     Parameters
@@ -403,6 +514,12 @@ def report(out="report", *, target=None, draft=None, prompts=None, max_new_token
         Draft counts 1..n_max.
     temperature, top_k, top_p
         Sampling settings, applied to both models in generation and in every bound (REFERENCE §5).
+        ``temperature = 0`` is the greedy limit (greedy generation; p and q uniform over their argmax).
+        When ``out`` already holds a recording of the same pair, prompts, length and seed made at other
+        settings, it is replayed at these settings (not re-recorded) and the files go to
+        ``out/settings-T=..[_top-k=..][_top-p=..]/``; each setting has its own cached replay in
+        ``out/replay``. A complete recording is never re-opened with the models: the report is rebuilt
+        from the stored logits alone.
     seed : int
         Generation and estimate seed.
     max_prompts : int, optional
@@ -416,6 +533,14 @@ def report(out="report", *, target=None, draft=None, prompts=None, max_new_token
     categories : list of str, optional
         A category per prompt (after ``max_prompts``); summary.md and summary.json then carry a
         table per category (used when the recording's manifest has none).
+    tokenizer : str or Path, optional
+        The tokenizer's source for model folders that do not hold it.
+    ignore_auto_map : bool
+        Opt-in to load folders naming their own code with transformers' implementation (their code
+        is never run); see :func:`spectheory.simulations.models.load_model`.
+    models : tuple, optional
+        Already loaded ``(target_model, draft_model, tokenizer)``; ``target`` and ``draft`` are then
+        only their names (used by the named real pairs, whose drafts are built in memory).
 
     Returns
     -------
@@ -433,11 +558,18 @@ def report(out="report", *, target=None, draft=None, prompts=None, max_new_token
         raise SpecTheoryValueError("--target and --draft: give both, or neither for the shipped reference pair")
     if isinstance(n_max, bool) or int(n_max) < 1:
         raise SpecTheoryValueError(f"n_max: must be >= 1, got {n_max}")
-    if temperature is None or not (temperature > 0):
-        raise SpecTheoryValueError(f"--temperature: must be > 0 (the target samples its continuations), got {temperature}")
+    if temperature is None or not (temperature >= 0):
+        raise SpecTheoryValueError(f"--temperature: must be >= 0 (0: the greedy limit), got {temperature}")
     from .replay import _check_device
 
     _check_device(device)  # before any model is loaded or folder created
+    if models is None and target is not None:  # a mistyped local path fails before anything is written
+        from .models import resolve_source
+
+        resolve_source(target, "--target")
+        resolve_source(draft, "--draft")
+        if tokenizer is not None:
+            resolve_source(tokenizer, "--tokenizer")
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise SpecTheoryValueError(f"--out: not a folder: {out}")
@@ -450,7 +582,8 @@ def report(out="report", *, target=None, draft=None, prompts=None, max_new_token
 def _report_locked(out, *, target=None, draft=None, prompts=None, max_new_tokens: int = 48, n_max: int = 8,
            temperature: float = 1.0, top_k=None, top_p=None, seed: int = 0, device: str = "auto",
            max_prompts=None, c_draft_ratios=(0.05, 0.1, 0.2, 0.4), max_k: int = 16,
-           progress: bool = False, categories=None) -> ReportResult:
+           progress: bool = False, categories=None, tokenizer=None, ignore_auto_map: bool = False,
+           models=None) -> ReportResult:
     """The body of :func:`report`, run while holding its folder's lock."""
     from .record import load_recording, record
 
@@ -458,19 +591,14 @@ def _report_locked(out, *, target=None, draft=None, prompts=None, max_new_tokens
     ns = list(range(1, int(n_max) + 1))
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    models = None
-    if target is None:
-        from .reference import load_reference_pair, reference_prompts
-
+    if target is None and models is None:
         target_name, draft_name = f"{REFERENCE_NAME}/target", f"{REFERENCE_NAME}/draft"
-        models = load_reference_pair()
-        prompts = reference_prompts() if prompts is None else prompts
     else:
         target_name, draft_name = str(target), str(draft)
-        if prompts is None:
-            from .reference import reference_prompts
+    if prompts is None:
+        from .reference import reference_prompts
 
-            prompts = reference_prompts()
+        prompts = reference_prompts()
     if max_prompts is not None:
         prompts = prompts[: int(max_prompts)]
         categories = None if categories is None else list(categories)[: int(max_prompts)]
@@ -478,14 +606,31 @@ def _report_locked(out, *, target=None, draft=None, prompts=None, max_new_tokens
         raise SpecTheoryValueError("--prompts: no prompts")
     if categories is not None and len(categories) != len(prompts):
         raise SpecTheoryValueError(f"categories: {len(categories)} given for {len(prompts)} prompts")
-    rec = record(target_name if models else target, draft_name if models else draft, prompts, out / "recording",
-                 max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed,
-                 device=device, progress=progress, models=models)
-    rec = load_recording(out / "recording")
+    gen = generation_for(out / "recording", target_name, draft_name, prompts, max_new_tokens=max_new_tokens,
+                         temperature=temperature, top_k=top_k, top_p=top_p, seed=seed)
+    rec = _complete_recording(out / "recording", gen)
+    if rec is None:  # record (or resume): only now are the models loaded
+        if target is None and models is None:
+            from .reference import load_reference_pair
+
+            models = load_reference_pair()
+        record(target_name if models else target, draft_name if models else draft, prompts, out / "recording",
+               max_new_tokens=max_new_tokens, temperature=gen["temperature"], top_k=gen["top_k"], top_p=gen["top_p"],
+               do_sample=gen["do_sample"], seed=seed, device=device, progress=progress, models=models,
+               tokenizer=tokenizer, ignore_auto_map=ignore_auto_map)
+        rec = load_recording(out / "recording")
     t_record = time.perf_counter() - t0
+    processing = {"temperature": float(temperature), "top_k": None if top_k is None else int(top_k),
+                  "top_p": None if top_p is None else float(top_p)}
+    g_rec = rec.manifest["settings"]["generation"]
+    same = _same_processing(g_rec, processing)
+    if not same:  # a settings sweep in one folder: this setting's files in their own subfolder
+        out = out / _settings_slug(processing)
+        out.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(out)
 
     res = replay_recording(rec, n=ns, temperature=temperature, top_k=top_k, top_p=top_p, device=device, seed=seed,
-                           progress=progress, cache_dir=out / "replay")
+                           progress=progress, cache_dir=rec.path.parent / "replay")
     t_replay = time.perf_counter() - t0 - t_record
     files: list = []
     res.to_csv(out / "per_position.csv")
@@ -493,12 +638,20 @@ def _report_locked(out, *, target=None, draft=None, prompts=None, max_new_tokens
     summ = res.summary()
 
     traces = _acceptance_traces(rec, temperature, top_k, top_p, seed)
-    process, comparisons, fixed = _draft_length_section(traces, c_draft_ratios, max_k, progress)
-    section_mdp = {"process": process.describe(), "states": int(len(process.initial)),
-                   "requested_bins": N_BINS, "resolution": RESOLUTION, "s_floor": S_FLOOR,
-                   "comparisons": [c.as_dict() for c in comparisons],
-                   "fixed_k": [{"c_draft": float(c), "k": fk.ks.tolist(), "speedup": fk.speedups.tolist()}
-                               for c, fk in zip(c_draft_ratios, fixed)]}
+    if temperature == 0:
+        # the trace is the 0/1 indicator "draft argmax = target argmax": the lattice-rounded process
+        # fit used below is not meaningful for it (and its solver fails on 0/1 traces)
+        comparisons, fixed = [], []
+        section_mdp = {"process": None, "states": None, "requested_bins": N_BINS, "resolution": RESOLUTION,
+                       "s_floor": S_FLOOR, "comparisons": [], "fixed_k": [],
+                       "skipped": "temperature 0: the acceptance trace is the 0/1 argmax-match indicator"}
+    else:
+        process, comparisons, fixed = _draft_length_section(traces, c_draft_ratios, max_k, progress)
+        section_mdp = {"process": process.describe(), "states": int(len(process.initial)),
+                       "requested_bins": N_BINS, "resolution": RESOLUTION, "s_floor": S_FLOOR,
+                       "comparisons": [c.as_dict() for c in comparisons],
+                       "fixed_k": [{"c_draft": float(c), "k": fk.ks.tolist(), "speedup": fk.speedups.tolist()}
+                                   for c, fk in zip(c_draft_ratios, fixed)]}
 
     # statistics over prompts: every mean with a bootstrap-by-prompt interval
     shards = rec.shards
@@ -521,16 +674,19 @@ def _report_locked(out, *, target=None, draft=None, prompts=None, max_new_tokens
             entry["intervals"] = None if civ is None else {k: c.as_dict() for k, c in civ.items()}
             by_category[cat] = entry
 
-    g = rec.manifest["settings"]["generation"]
-    label = f"{_short(target_name)} vs {_short(draft_name)}, {_settings_label(g)}"
+    label = f"{_short(target_name)} vs {_short(draft_name)}, {_processing_label(processing)}"
+    if not same:
+        label += f" (recorded at {_settings_label(g_rec)})"
     _plots(out, summ, iv, res.table, ns, files, label)
-    _plot_draft_length(out / "draft_length.png", comparisons, fixed, label)
-    files.append("draft_length.png")
+    if comparisons:
+        _plot_draft_length(out / "draft_length.png", comparisons, fixed, label)
+        files.append("draft_length.png")
 
     elapsed = time.perf_counter() - t0
     doc = {
         "pair": {"target": target_name, "draft": draft_name, "vocab_size": rec.vocab_size,
                  "recording": rec.manifest["settings"]},
+        "processing": dict(processing, same_as_generation=bool(same)),
         "positions": len(res),
         "prompts": int(len(shards)),
         "n": ns,
@@ -571,7 +727,7 @@ def _write_markdown(path, doc, summ, iv, ns, files):
         f"{doc['positions']} positions from {G} prompts, V = {pair['vocab_size']}; the target continued each "
         f"prompt with up to {g['max_new_tokens']} tokens {how}"
         + (f", top-k {g['top_k']}" if g["top_k"] else "") + (f", top-p {g['top_p']:g}" if g["top_p"] else "")
-        + "; the same processing is applied to p and q in every number below.",
+        + "; " + _processing_sentence(doc["processing"]),
         "",
         "## How to read the numbers",
         "",
@@ -642,27 +798,12 @@ def _write_markdown(path, doc, summ, iv, ns, files):
         lines += [_md_table(["category", "prompts", "positions"] + names, rows), ""]
     lines += ["## Per-position acceptance", "", "![hist](acceptance_hist.png)", ""]
     dl = doc["draft_length"]
-    lines += ["## Draft length: optimal policy vs SpecDec++ threshold vs fixed K", "",
-              f"A Markov acceptance process on {dl['states']} states ({dl['requested_bins']} equal-mass bins of "
-              f"the trace values requested; bins that coincide because values repeat are merged) is fitted to the "
-              f"trace a_t (above); values are rounded down to the lattice exp(−{dl['resolution']:g} i) and survival "
-              f"below {dl['s_floor']:g} is treated as 0, so the speedups are lower bounds for the fitted chain. "
-              "Each round restarts from the chain's initial law. Costs: one target verification = 1, one draft "
-              "step = c_draft. Speedup = tokens per unit cost against one target call per token. The speedups are "
-              "point values of the fitted model (no interval).", ""]
-    names = ["optimal", "best threshold", "SpecDec++ best h", "SpecDec++ h=Δ0", "best fixed K", "Leviathan γ*",
-             "no speculation"]
-    header = ["c_draft"] + names
-    rows = []
-    details = []
-    for c in dl["comparisons"]:
-        by = {r["name"]: r for r in c["rows"]}
-        rows.append([f"{c['costs']['c_draft']:g}"] + [f"{by[n]['speedup']:.3f}" if n in by else "–" for n in names])
-        details.append(f"- c_draft = {c['costs']['c_draft']:g}: " + "; ".join(
-            f"{n}: {by[n]['detail']}" for n in names[1:6] if n in by))
-    lines += ["Speedup of each policy:", "", _md_table(header, rows), ""] + details + [
-        "", "![draft length](draft_length.png)", "",
-        "Top: the optimal policy at every state (k, S_k) it reaches; bottom: speedup against fixed K.", ""]
+    if dl.get("skipped"):
+        lines += ["## Draft length", "", f"Not computed: {dl['skipped']} (every draft is accepted or rejected "
+                  "with certainty; the expected tokens per round follow from α₁ directly).", ""]
+        dl = None
+    if dl is not None:
+        lines += _draft_length_lines(dl)
     t = doc["timing_s"]
     lines += ["## Run", "", f"record {t['record']:.1f} s, replay {t['replay']:.1f} s, total {t['total']:.1f} s "
               f"({doc['machine']['platform']}, Python {doc['machine']['python']}).", "",

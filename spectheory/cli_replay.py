@@ -33,8 +33,9 @@ def add_record(subparsers) -> None:
         "safetensors shards with a JSON manifest. An interrupted recording resumes when run again with "
         "the same --out and settings.",
     )
-    p.add_argument("--target", required=True, metavar="MODEL", help="target model: local folder or hub name")
+    p.add_argument("--target", required=True, metavar="MODEL", help="target model: local folder, .gguf file or hub name")
     p.add_argument("--draft", required=True, metavar="MODEL", help="draft model sharing the target's tokenizer")
+    _model_options(p)
     p.add_argument("--prompts", required=True, metavar="FILE", help="prompts: one per line (\\n for newlines) or a .json list")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder (resumed if it holds this recording)")
     p.add_argument("--max-new-tokens", type=str, default=64, metavar="N")
@@ -47,6 +48,14 @@ def add_record(subparsers) -> None:
     p.add_argument("--dtype", default="float32", choices=("float32", "bfloat16", "float16", "float64"))
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, ...")
     p.set_defaults(func=run_record)
+
+
+def _model_options(p) -> None:
+    p.add_argument("--tokenizer", default=None, metavar="SRC",
+                   help="tokenizer folder, .gguf file or hub name, for model folders that do not hold it")
+    p.add_argument("--ignore-auto-map", action="store_true",
+                   help="load a folder whose config names its own code (auto_map) with transformers' own "
+                   "implementation instead of refusing it; the folder's code is never run")
 
 
 def run_record(args) -> int:
@@ -64,7 +73,7 @@ def run_record(args) -> int:
     rec = record(args.target, args.draft, prompts, args.out, max_new_tokens=args.max_new_tokens,
                  temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, do_sample=not args.greedy,
                  teacher_force=args.teacher_force, seed=args.seed, dtype=args.dtype, device=args.device,
-                 progress=True)
+                 progress=True, tokenizer=args.tokenizer, ignore_auto_map=args.ignore_auto_map)
     print(f"recorded {rec.positions} positions from {len(rec.shards)} prompts, V = {rec.vocab_size}, "
           f"{rec.manifest['dtype']}: {args.out}/manifest.json")
     return 0
@@ -78,7 +87,12 @@ def add_replay(subparsers) -> None:
         "each draft scheme and every verifier's acceptance at n = 1..N, with the same temperature / top-k / "
         "top-p applied to both models. Prints the means; writes the per-position table with --csv/--json.",
     )
-    p.add_argument("dir", metavar="DIR", help="recording folder (with manifest.json)")
+    p.add_argument("dir", metavar="PATH", nargs="?", default=None,
+                   help="recording folder (with manifest.json), or one .safetensors file with (T, V) tensors "
+                   "'target' and 'draft'")
+    p.add_argument("--target-logits", default=None, metavar="FILE",
+                   help="instead of PATH: the target's (T, V) logits, .npy (no pickle) or one-tensor .safetensors")
+    p.add_argument("--draft-logits", default=None, metavar="FILE", help="the draft's (T, V) logits (with --target-logits)")
     p.add_argument("--n-max", type=str, default=8, metavar="N", help="draft counts 1..N (default 8)")
     p.add_argument("--temperature", type=float, default=1.0, metavar="T", help="temperature (>= 0; 0 = argmax)")
     p.add_argument("--top-k", type=str, default=None, metavar="K")
@@ -105,15 +119,37 @@ def run_replay(args) -> int:
         if value:
             check_output_file(value, option)
 
-    rec = load_recording(args.dir)
-    res = replay_recording(rec, n=range(1, args.n_max + 1), temperature=args.temperature, top_k=args.top_k,
-                           top_p=args.top_p, device=args.device, progress=True)
+    files = args.target_logits is not None or args.draft_logits is not None
+    if files and args.dir is not None:
+        raise CLIError("PATH and --target-logits/--draft-logits: give one or the other")
+    if not files and args.dir is None:
+        raise CLIError("PATH: give a recording folder, a .safetensors logits file, or --target-logits and --draft-logits")
+    from pathlib import Path
+
+    if files or Path(args.dir).is_file():
+        from spectheory.simulations.logit_files import load_logit_pair
+        from spectheory.simulations.replay import replay
+
+        if files:
+            tgt, drf = load_logit_pair(target=args.target_logits, draft=args.draft_logits)
+            where = f"{args.target_logits} vs {args.draft_logits}"
+        else:
+            tgt, drf = load_logit_pair(args.dir)
+            where = args.dir
+        res = replay(tgt, drf, n=list(range(1, args.n_max + 1)), temperature=args.temperature, top_k=args.top_k,
+                     top_p=args.top_p, device=args.device)
+        V = tgt.shape[1]
+    else:
+        rec = load_recording(args.dir)
+        res = replay_recording(rec, n=range(1, args.n_max + 1), temperature=args.temperature, top_k=args.top_k,
+                               top_p=args.top_p, device=args.device, progress=True)
+        V, where = rec.vocab_size, args.dir
     if args.csv:
         res.to_csv(args.csv)
     if args.json:
         res.to_json(args.json)
     summ = res.summary()
-    print(f"replay of {args.dir}: {len(res)} positions, V = {rec.vocab_size}; means over positions")
+    print(f"replay of {where}: {len(res)} positions, V = {V}; means over positions")
     from .cli import _format_table
 
     rows = []
@@ -137,15 +173,20 @@ def add_report(subparsers) -> None:
         "PNG plots (bound against n per draft scheme, each verifier's gap to its bound, per-position acceptance, "
         "optimal draft length against threshold and fixed-K policies). Resumes an interrupted run.",
     )
-    p.add_argument("--target", default=None, metavar="MODEL", help="target model folder or hub name (with --draft)")
+    p.add_argument("--target", default=None, metavar="MODEL", help="target model folder, .gguf file or hub name (with --draft)")
     p.add_argument("--draft", default=None, metavar="MODEL", help="draft model sharing the target's tokenizer")
+    p.add_argument("--pair", default=None, metavar="NAME",
+                   help="a named real pair: a pretrained target and drafts made from it (smollm2, gemma3)")
+    _model_options(p)
     p.add_argument("--prompts", default=None, metavar="FILE", help="prompts file (default: the shipped held-out prompts)")
     p.add_argument("--out", default="report", metavar="DIR", help="output folder (default report/)")
     p.add_argument("--max-new-tokens", type=str, default=48, metavar="N")
     p.add_argument("--max-prompts", type=str, default=None, metavar="N",
                    help="use only the first N prompts (a quick run)")
     p.add_argument("--n-max", type=str, default=8, metavar="N", help="draft counts 1..N (default 8)")
-    p.add_argument("--temperature", type=float, default=1.0, metavar="T", help="sampling temperature (> 0)")
+    p.add_argument("--temperature", type=float, default=1.0, metavar="T",
+                   help="sampling temperature (>= 0; 0: greedy limit); a new value in an existing --out replays "
+                   "its recording (no model loaded when it is complete), files in OUT/settings-T=.../")
     p.add_argument("--top-k", type=str, default=None, metavar="K")
     p.add_argument("--top-p", type=float, default=None, metavar="P")
     p.add_argument("--seed", type=str, default=0, help="generation seed (integer >= 0)")
@@ -160,8 +201,8 @@ def run_report(args) -> int:
     _seed(args)
     if (args.target is None) != (args.draft is None):
         raise CLIError("--target and --draft: give both, or neither for the shipped reference pair")
-    if not (args.temperature > 0):
-        raise CLIError(f"--temperature: must be > 0 (the target samples its continuations), got {args.temperature:g}")
+    if not (args.temperature >= 0):
+        raise CLIError(f"--temperature: must be >= 0 (0: the greedy limit), got {args.temperature:g}")
     if args.top_p is not None and not (0 < args.top_p <= 1):
         raise CLIError(f"--top-p: must lie in (0, 1], got {args.top_p:g}")
     from spectheory.simulations.report import report
@@ -173,7 +214,8 @@ def run_report(args) -> int:
         prompts = read_prompts(args.prompts)
     res = report(args.out, target=args.target, draft=args.draft, prompts=prompts, max_new_tokens=args.max_new_tokens,
                  n_max=args.n_max, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, seed=args.seed,
-                 device=args.device, max_prompts=args.max_prompts, progress=True)
+                 device=args.device, max_prompts=args.max_prompts, progress=True, tokenizer=args.tokenizer,
+                 ignore_auto_map=args.ignore_auto_map)
     s = res.summary
     n = args.n_max
     iv = res.intervals or {}

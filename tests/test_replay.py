@@ -16,7 +16,7 @@ torch = pytest.importorskip("torch")
 import spectheory as st  # noqa: E402
 from spectheory.simulations import _torch_bounds as tb  # noqa: E402
 from spectheory.simulations.replay import ReplayResult, column_names, replay  # noqa: E402
-from spectheory.verifiers.rrs_wor import _rb_paths  # noqa: E402
+from spectheory.verifiers import batched as bt  # noqa: E402
 
 TOL64 = 1e-9
 #: float32 computation against the float64 reference (observed ≤ 1.4e-6, V from 6 to 152k).
@@ -145,34 +145,33 @@ def test_probabilities_match_from_logits():
 # --------------------------------------------------------------------------------------------
 # the rrs_wor estimate (n > 2)
 # --------------------------------------------------------------------------------------------
-def test_rrs_wor_histories_equal_numpy_kernel_with_the_same_uniforms():
-    """Tokens pre-sorted by p/q, so the inverse-CDF order of both kernels is the same: the sampled
-    histories, hence every path's total, coincide."""
-    rng = np.random.default_rng(11)
-    for V, k in ((9, 3), (40, 5), (200, 8)):
-        p = rng.dirichlet(np.ones(V))
-        q = rng.dirichlet(np.ones(V))
-        order = np.argsort(p / q, kind="stable")
-        p, q = p[order], q[order]
-        u = rng.random((64, k - 1))
-        want = _rb_paths(p, q, k, u)
-        P, Q = torch.from_numpy(p[None]), torch.from_numpy(q[None])
-        sr = tb.sort_by_ratio(P, Q)
-        got = tb.rrs_wor_histories(sr, k, torch.from_numpy(u[None]))[0, :, k - 1].numpy()
-        np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
+def test_rrs_wor_is_the_same_number_from_replay_and_the_numpy_api():
+    """One estimator, keyed by (seed, position): replay's rrs_wor column equals
+    st.verifier("rrs_wor", seed=...).acceptance on the same probabilities (row index = position)."""
+    rng = np.random.default_rng(21)
+    t, d = random_logits(rng, 5, 300, scale=2.0)
+    res = run64(t, d, n=(2, 3, 5), rrs_wor_paths=64, seed=4)
+    P, Q = st.from_logits(t), st.from_logits(d)
+    for n in (2, 3, 5):
+        det = st.verifier("rrs_wor", paths=64, seed=4).acceptance_detail(P, Q, n)
+        np.testing.assert_allclose(res[f"verifier/rrs_wor/n={n}"], det.value, rtol=0, atol=1e-12)
+        np.testing.assert_allclose(res[f"stderr/rrs_wor/n={n}"], det.stderr, rtol=0, atol=1e-12)
+    assert np.all(res["stderr/rrs_wor/n=5"] > 0)
 
 
 @pytest.mark.parametrize("n", [3, 4])
 def test_rrs_wor_estimate_agrees_with_exact_recursion(n):
     rng = np.random.default_rng([5, n])
     t, d = random_logits(rng, 6, 8, scale=1.5)
-    res = run64(t, d, n=n, rrs_wor_paths=4096, seed=3)
     P, Q = st.from_logits(t), st.from_logits(d)
     exact = st.verifier("rrs_wor").acceptance(P, Q, n)  # recursion (small support)
-    est, se = res[f"verifier/rrs_wor/n={n}"], res[f"stderr/rrs_wor/n={n}"]
-    assert np.all(se > 0)
-    assert np.all(np.abs(est - exact) <= 5 * se + 1e-12), (est - exact) / se
-    assert res.settings["estimates"] == [f"verifier/rrs_wor/n={n}"]
+    res = run64(t, d, n=n, seed=3)
+    np.testing.assert_allclose(res[f"verifier/rrs_wor/n={n}"], exact, rtol=0, atol=1e-12)
+    assert np.all(res[f"stderr/rrs_wor/n={n}"] == 0)
+    est = bt.rrs_wor(torch.from_numpy(P), torch.from_numpy(Q), (n,), paths=4096, seed=3, max_histories=0)
+    value, se = est.value[:, 0].numpy(), est.stderr[:, 0].numpy()
+    assert np.all(se > 0) and not est.exact.any()
+    assert np.all(np.abs(value - exact) <= 5 * se + 1e-12), (value - exact) / se
 
 
 def test_rrs_wor_estimate_is_exact_when_support_is_small():
@@ -186,11 +185,12 @@ def test_rrs_wor_estimate_is_exact_when_support_is_small():
 
 def test_uniforms_are_keyed_by_position():
     pos = torch.arange(10, 20)
-    u = tb.history_uniforms(7, pos, 5, 3)
+    u = bt.history_uniforms(7, pos, 5, 3)
     assert u.shape == (10, 5, 3) and float(u.min()) > 0 and float(u.max()) < 1
-    assert torch.equal(u[3:], tb.history_uniforms(7, pos[3:], 5, 3))
-    assert not torch.equal(u, tb.history_uniforms(8, pos, 5, 3))
-    big = tb.history_uniforms(0, torch.arange(200), 100, 2).flatten()
+    assert torch.equal(u[3:], bt.history_uniforms(7, pos[3:], 5, 3))
+    assert not torch.equal(u, bt.history_uniforms(8, pos, 5, 3))
+    np.testing.assert_array_equal(u.numpy(), bt.history_uniforms(7, pos.numpy(), 5, 3))  # NumPy = torch
+    big = bt.history_uniforms(0, torch.arange(200), 100, 2).flatten()
     assert abs(float(big.mean()) - 0.5) < 0.01 and abs(float(big.var()) - 1 / 12) < 0.005
 
 

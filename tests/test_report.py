@@ -90,7 +90,7 @@ def test_replay_subcommand_matches_api(pair, tmp_path, capsys):
     "argv,match",
     [
         (["report", "--target", "x"], "give both"),
-        (["report", "--temperature", "0"], "--temperature"),
+        (["report", "--temperature", "-1"], "--temperature"),
         (["report", "--n-max", "0"], "--n-max"),
         (["report", "--seed", "1.5"], "--seed"),
         (["report", "--max-new-tokens", "x"], "--max-new-tokens"),
@@ -111,8 +111,96 @@ def test_record_refuses_unreadable_model_folder(pair, tmp_path, capsys):
     code = main(["record", "--target", str(tmp_path / "empty"), "--draft", str(pair / "draft"), "--prompts",
                  str(tmp_path / "p.txt"), "--out", str(tmp_path / "o"), "--device", "cpu"])
     err = capsys.readouterr().err
-    assert code == 2 and "cannot load" in err and err.count("\n") == 1
+    assert code == 2 and "--target:" in err and "has no weights" in err and err.count("\n") == 1
     (tmp_path / "empty.txt").write_text("")
     code = main(["record", "--target", str(pair / "target"), "--draft", str(pair / "draft"), "--prompts",
                  str(tmp_path / "empty.txt"), "--out", str(tmp_path / "o2")])
     assert code == 2 and "empty" in capsys.readouterr().err
+
+
+def test_report_rebuilt_without_models_and_settings_sweep(pair, tmp_path, capsys, monkeypatch):
+    """A complete recording rebuilds the report without loading a model; a new temperature in the same
+    --out replays that recording into its own subfolder with its own cached replay; T = 0 is the greedy
+    limit (every bound equals the argmax-match rate, for every n)."""
+    from spectheory.simulations import record as record_mod
+    from spectheory.simulations.record import load_recording
+    from spectheory.simulations.replay import replay
+
+    out = tmp_path / "rep"
+    base = ["report", "--target", str(pair / "target"), "--draft", str(pair / "draft"), "--prompts",
+            str(pair / "prompts.txt"), "--out", str(out), "--max-new-tokens", "5", "--n-max", "3", "--device", "cpu"]
+    assert main(base) == 0
+    capsys.readouterr()
+    first = json.loads((out / "summary.json").read_text())["summary"]
+
+    def refuse(*a, **k):
+        raise AssertionError("a model was loaded")
+
+    monkeypatch.setattr(record_mod, "load_model", refuse)
+    (out / "summary.json").unlink()
+    assert main(base) == 0
+    capsys.readouterr()
+    assert json.loads((out / "summary.json").read_text())["summary"] == first
+    rec = load_recording(out / "recording")
+    for T in ("0.5", "0"):
+        assert main(base + ["--temperature", T]) == 0, capsys.readouterr().err
+        capsys.readouterr()
+        sub = out / f"settings-T={T}"
+        doc = json.loads((sub / "summary.json").read_text())
+        assert doc["processing"]["temperature"] == float(T) and not doc["processing"]["same_as_generation"]
+        assert load_recording(out / "recording").manifest == rec.manifest  # nothing re-recorded
+        tgt, drf, _ = rec.logits(np.float64)
+        ref = replay(tgt, drf, n=[1, 2, 3], temperature=float(T), device="cpu")
+        for key in ("bound/iid/n=3", "verifier/sd/n=1", "bound/without_replacement/n=2"):
+            assert doc["summary"][key] == pytest.approx(float(np.mean(ref[key])), abs=1e-6)
+        md = (sub / "summary.md").read_text()
+        assert "recorded prefixes" in md
+    match = float(np.mean(np.argmax(tgt, 1) == np.argmax(drf, 1)))
+    s0 = json.loads((out / "settings-T=0" / "summary.json").read_text())["summary"]
+    for key in ("verifier/sd/n=1", "bound/iid/n=3", "bound/without_replacement/n=3", "bound/greedy/n=2"):
+        assert s0[key] == pytest.approx(match, abs=1e-9)
+    assert "greedy limit" in (out / "settings-T=0" / "summary.md").read_text()
+    tags = {p.name.split(".")[1] for p in (out / "replay").iterdir()}
+    assert len(tags) == 3  # one cached replay per setting
+
+
+def test_replay_plain_logit_files(tmp_path, capsys):
+    """`spectheory replay` on plain (T, V) logits: one .safetensors with target/draft, or two .npy /
+    single-tensor .safetensors files; all equal the API on the same arrays. Bad files: one line, exit 2."""
+    from safetensors.numpy import save_file
+
+    from spectheory.simulations.replay import replay
+
+    rng = np.random.default_rng(3)
+    t = rng.normal(size=(7, 11)).astype(np.float32)
+    d = rng.normal(size=(7, 11)).astype(np.float32)
+    ref = replay(t, d, n=[1, 2], temperature=0.7, device="cpu")
+    save_file({"target": t, "draft": d}, str(tmp_path / "pair.safetensors"))
+    np.save(tmp_path / "t.npy", t)
+    save_file({"logits": d}, str(tmp_path / "d.safetensors"))
+    for argv in ([str(tmp_path / "pair.safetensors")],
+                 ["--target-logits", str(tmp_path / "t.npy"), "--draft-logits", str(tmp_path / "d.safetensors")]):
+        out = tmp_path / "r.json"
+        assert main(["replay", *argv, "--n-max", "2", "--temperature", "0.7", "--device", "cpu", "--json", str(out)]) == 0
+        assert "7 positions, V = 11" in capsys.readouterr().out
+        doc = json.loads(out.read_text())
+        for key in ("bound/iid/n=2", "verifier/kseq/n=2", "bound/without_replacement/n=2"):
+            np.testing.assert_array_equal(doc["columns"][key], ref[key])
+    np.save(tmp_path / "obj.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    np.save(tmp_path / "short.npy", t[:3])
+    np.save(tmp_path / "int.npy", np.ones((2, 3), dtype=np.int64))
+    (tmp_path / "x.txt").write_text("1 2 3")
+    save_file({"target": t}, str(tmp_path / "half.safetensors"))
+    for argv, match in (
+        (["--target-logits", str(tmp_path / "obj.npy"), "--draft-logits", str(tmp_path / "t.npy")], "not a plain numeric"),
+        (["--target-logits", str(tmp_path / "short.npy"), "--draft-logits", str(tmp_path / "t.npy")], "must match"),
+        (["--target-logits", str(tmp_path / "int.npy"), "--draft-logits", str(tmp_path / "int.npy")], "floating"),
+        (["--target-logits", str(tmp_path / "t.npy")], "give both"),
+        (["--target-logits", str(tmp_path / "x.txt"), "--draft-logits", str(tmp_path / "t.npy")], ".npy or .safetensors"),
+        ([str(tmp_path / "half.safetensors")], "no tensor 'draft'"),
+        ([str(tmp_path / "t.npy")], "--target-logits"),
+        ([], "PATH"),
+    ):
+        assert main(["replay", *argv, "--device", "cpu"]) == 2, argv
+        err = capsys.readouterr().err
+        assert match in err and err.count("\n") == 1, (argv, err)

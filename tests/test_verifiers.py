@@ -137,7 +137,7 @@ def test_rrs_wor_closed_form_and_recursion_agree(pair, n):
     detail = v.acceptance_detail(p, q, n)
     assert detail.exact and detail.stderr == 0
     # the recursion alone, for every n (n = 2 included)
-    from spectheory.verifiers.rrs_wor import _exact_row
+    from spectheory.verifiers.batched import rrs_wor_exact_row as _exact_row
 
     k = min(n, int(np.count_nonzero(np.asarray(q) > 0)))
     assert detail.value == pytest.approx(_exact_row(np.asarray(p, float), np.asarray(q, float), k), abs=1e-12)

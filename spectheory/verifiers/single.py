@@ -3,8 +3,6 @@ arXiv 2302.01318)."""
 
 from __future__ import annotations
 
-import numpy as np
-
 from .._validation import SpecTheoryValueError, check_n
 from ._base import Verifier, accept_prob, residual
 
@@ -46,4 +44,6 @@ class SpeculativeSampling(Verifier):
         return residual(p, q)
 
     def _acceptance(self, P, Q, n):
-        return np.minimum(P, Q).sum(axis=1)
+        from .batched import sd
+
+        return sd(P, Q)

@@ -83,14 +83,6 @@ class SpecHub(Verifier):
         return res / mass if mass > 0 else p
 
     def _acceptance(self, P, Q, n):
-        out = np.empty(P.shape[0])
-        for b in range(P.shape[0]):
-            p, q = P[b], Q[b]
-            if np.count_nonzero(q > 0) < 2:
-                out[b] = np.minimum(p, q).sum()
-                continue
-            a, Qai, p1, Sia, p2, Sai = _hub_quantities(p, q)
-            off = np.ones(p.shape[0], dtype=bool)
-            off[a] = False
-            out[b] = np.minimum(p, q)[off].sum() + np.minimum(p1, Qai)[off].sum() + min(p[a], Sai + Sia)
-        return out
+        from .batched import spechub
+
+        return spechub(P, Q)
