@@ -84,7 +84,7 @@ class RecursiveRejectionWOR(Verifier):
     def _acceptance(self, P, Q, n):
         res = rrs_wor(P, Q, (n,), seed=self.seed, paths=self.paths, max_histories=self.max_histories)
         value, stderr, exact = res.value[:, 0], res.stderr[:, 0], res.exact[:, 0]
-        k = np.minimum(n, np.count_nonzero(Q > 0, axis=1))
+        k = np.minimum(min(int(n), 1 << 62), np.count_nonzero(Q > 0, axis=1))
         return Acceptance(value, stderr, bool(exact.all()), method_name(k, exact, self.paths))
 
 
