@@ -455,7 +455,7 @@ def _settings_slug(processing: dict) -> str:
 
 
 def generation_for(rec_dir, target_name, draft_name, prompts, *, max_new_tokens, temperature, top_k, top_p,
-                   seed) -> dict:
+                   seed, chat=False) -> dict:
     """The generation settings a report uses for its recording folder ``rec_dir``.
 
     A recording already there for the same pair, prompts, length, seed and dtype keeps its own
@@ -465,13 +465,14 @@ def generation_for(rec_dir, target_name, draft_name, prompts, *, max_new_tokens,
 
     want = _settings(target_name, draft_name, prompts, max_new_tokens=max_new_tokens,
                      temperature=temperature, top_k=top_k, top_p=top_p, do_sample=temperature > 0,
-                     teacher_force=False, seed=seed, dtype="float32")
+                     teacher_force=False, seed=seed, dtype="float32", chat=chat)
     try:
         have = json.loads((Path(rec_dir) / MANIFEST).read_text(encoding="utf-8"))["settings"]
         ident = ("target", "draft", "prompts_sha256", "dtype")
         hg = have["generation"]
         if all(have[k] == want[k] for k in ident) and all(
-                hg[k] == want["generation"][k] for k in ("max_new_tokens", "teacher_force", "seed")):
+                hg.get(k) == want["generation"][k] for k in ("max_new_tokens", "teacher_force", "seed", "chat",
+                                                              "sampler")):
             return dict(hg, _settings=have)
     except (OSError, ValueError, KeyError, TypeError):  # no recording yet, or damaged: record() decides
         pass
@@ -496,7 +497,7 @@ def _complete_recording(rec_dir, gen: dict):
 def report(out="report", *, target=None, draft=None, prompts=None, max_new_tokens: int = 48, n_max: int = 8,
            temperature: float = 1.0, top_k=None, top_p=None, seed: int = 0, device: str = "auto",
            max_prompts=None, c_draft_ratios=(0.05, 0.1, 0.2, 0.4), max_k: int = 16,
-           progress: bool = False, categories=None) -> ReportResult:
+           progress: bool = False, categories=None, batch_size: int = 1, chat: bool = False) -> ReportResult:
     """Record, replay and summarise a model pair (the shipped reference pair by default).
 
     Parameters
@@ -531,7 +532,9 @@ def report(out="report", *, target=None, draft=None, prompts=None, max_new_token
         Show progress on stderr: a bar on a terminal, log lines otherwise.
     categories : list of str, optional
         A category per prompt (after ``max_prompts``); summary.md and summary.json then carry a
-        table per category (used when the recording's manifest has none).
+        table per category (stored in the recording's manifest when it is made).
+    batch_size, chat
+        Prompts per forward pass, and the chat template, for the recording (:func:`.record.record`).
 
     Returns
     -------
@@ -566,7 +569,7 @@ def report(out="report", *, target=None, draft=None, prompts=None, max_new_token
 def _report_locked(out, *, target=None, draft=None, prompts=None, max_new_tokens: int = 48, n_max: int = 8,
            temperature: float = 1.0, top_k=None, top_p=None, seed: int = 0, device: str = "auto",
            max_prompts=None, c_draft_ratios=(0.05, 0.1, 0.2, 0.4), max_k: int = 16,
-           progress: bool = False, categories=None) -> ReportResult:
+           progress: bool = False, categories=None, batch_size: int = 1, chat: bool = False) -> ReportResult:
     """The body of :func:`report`, run while holding its folder's lock."""
     from .record import load_recording, record
 
@@ -590,7 +593,7 @@ def _report_locked(out, *, target=None, draft=None, prompts=None, max_new_tokens
     if categories is not None and len(categories) != len(prompts):
         raise SpecTheoryValueError(f"categories: {len(categories)} given for {len(prompts)} prompts")
     gen = generation_for(out / "recording", target_name, draft_name, prompts, max_new_tokens=max_new_tokens,
-                         temperature=temperature, top_k=top_k, top_p=top_p, seed=seed)
+                         temperature=temperature, top_k=top_k, top_p=top_p, seed=seed, chat=chat)
     rec = _complete_recording(out / "recording", gen)
     if rec is None:  # record (or resume): only now are the models loaded
         models = None
@@ -600,7 +603,8 @@ def _report_locked(out, *, target=None, draft=None, prompts=None, max_new_tokens
             models = load_reference_pair()
         record(target_name if models else target, draft_name if models else draft, prompts, out / "recording",
                max_new_tokens=max_new_tokens, temperature=gen["temperature"], top_k=gen["top_k"], top_p=gen["top_p"],
-               do_sample=gen["do_sample"], seed=seed, device=device, progress=progress, models=models)
+               do_sample=gen["do_sample"], seed=seed, device=device, progress=progress, models=models,
+               batch_size=batch_size, chat=chat, categories=categories)
         rec = load_recording(out / "recording")
     t_record = time.perf_counter() - t0
     processing = {"temperature": float(temperature), "top_k": None if top_k is None else int(top_k),
@@ -646,7 +650,7 @@ def _report_locked(out, *, target=None, draft=None, prompts=None, max_new_tokens
     iv = _intervals(cols, groups, seed)
     by_category = {}
     if cats_by_prompt is not None:
-        pos_cat = np.asarray([str(cats_by_prompt[g]) for g in groups])
+        pos_cat = np.asarray(["(none)" if cats_by_prompt[g] is None else str(cats_by_prompt[g]) for g in groups])
         heads = _headline_keys(ns)
         for cat in sorted(set(pos_cat.tolist())):
             m = pos_cat == cat
