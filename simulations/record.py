@@ -36,6 +36,8 @@ import numpy as np
 from spectheory._validation import SpecTheoryValueError
 from spectheory.io import atomic_path, folder_lock, remove_stale_temporaries, write_json_atomic
 
+from .models import load_model, resolve_source  # the one model loader (load_model re-exported for callers)
+
 MANIFEST = "manifest.json"
 FORMAT = "spectheory-recording/1"
 DTYPES = ("float32", "bfloat16", "float16", "float64")
@@ -63,34 +65,6 @@ def _resolve_device(device: str):
     from .replay import _check_device
 
     return _check_device(device)
-
-
-def load_model(name_or_path, what: str, dtype: str = "float32", device="cpu"):
-    """``AutoModelForCausalLM`` and ``AutoTokenizer`` from a local folder or a hub name, with a
-    one-line error when it cannot be loaded."""
-    try:
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-    except ImportError:  # pragma: no cover - depends on the environment
-        raise SpecTheoryValueError(
-            f"{what}: recording needs transformers; pip install 'spectheory[replay]'"
-        ) from None
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()  # our own progress bar is enough
-    src = str(name_or_path)
-    local = Path(src).exists()
-    if local and not Path(src).is_dir():
-        raise SpecTheoryValueError(f"{what}: {src} is a file; expected a model folder or a hub name")
-    try:
-        tok = AutoTokenizer.from_pretrained(src)
-        model = AutoModelForCausalLM.from_pretrained(src, dtype=_torch_dtype(dtype))
-    except (OSError, ValueError, KeyError, EnvironmentError) as exc:
-        first = " ".join(str(exc).split())[:300]
-        where = "folder" if local else "model (not a local folder; hub name?)"
-        raise SpecTheoryValueError(f"{what}: cannot load {where} {src!r}: {first}") from None
-    model.to(device)
-    model.eval()
-    return model, tok
 
 
 def check_same_tokenizer(tok_target, tok_draft) -> None:
@@ -447,13 +421,15 @@ def _settings(target_name, draft_name, prompts, *, max_new_tokens, temperature, 
 def record(target, draft, prompts, out, *, max_new_tokens: int = 64, temperature: float = 1.0,
            top_k=None, top_p=None, do_sample: bool = True, teacher_force: bool = False, seed: int = 0,
            dtype: str = "float32", device: str = "auto", progress: bool = False, models=None,
-           stop_after=None, batch_size: int = 1, chat: bool = False, categories=None) -> Recording:
+           stop_after=None, tokenizer=None, ignore_auto_map: bool = False, batch_size: int = 1, chat: bool = False,
+           categories=None) -> Recording:
     """Record target and draft logits on the same prefixes; resumable (see the module docstring).
 
     Parameters
     ----------
     target, draft : str or Path
-        Model folders or hub names (``AutoModelForCausalLM``); they must share one tokenizer.
+        Model folders, ``.gguf`` files or hub names, loaded by :func:`.models.load_model` (no
+        model-supplied code, no pickle); they must share one tokenizer.
     prompts : list of str
         Prompts the target continues, or, with ``teacher_force=True``, texts evaluated as they are.
     out : str or Path
@@ -472,6 +448,12 @@ def record(target, draft, prompts, out, *, max_new_tokens: int = 64, temperature
         ``target`` and ``draft`` (whose names are still recorded).
     stop_after : int, optional
         Stop after writing this many new shards (for tests of resumption).
+    tokenizer : str or Path, optional
+        The tokenizer's folder, ``.gguf`` file or hub name, for model folders that do not hold it
+        (used for both models).
+    ignore_auto_map : bool
+        Opt-in: load folders whose configuration names their own code with transformers' own
+        implementation instead of refusing them (their code is never run); see :mod:`.models`.
     batch_size : int
         Prompts per forward pass (left padding, attention masks; :mod:`._batched`). The tokens do not
         depend on it (each prompt has its own generator), the logits only up to float rounding.
@@ -512,6 +494,11 @@ def record(target, draft, prompts, out, *, max_new_tokens: int = 64, temperature
         categories = None
     if out.exists() and not out.is_dir():
         raise SpecTheoryValueError(f"--out: not a folder: {out}")
+    if models is None:  # a mistyped local path fails before anything is written
+        resolve_source(target, "--target")
+        resolve_source(draft, "--draft")
+        if tokenizer is not None:
+            resolve_source(tokenizer, "--tokenizer")
     with folder_lock(out):
         # one writer at a time: a concurrent record() of the same folder waits, then finds the shards
         # done; the temporary files of a writer that was killed are removed (no live writer owns them)
@@ -519,12 +506,13 @@ def record(target, draft, prompts, out, *, max_new_tokens: int = 64, temperature
         return _record_locked(target, draft, prompts, out, settings, tdtype, dev, max_new_tokens=max_new_tokens,
                               temperature=temperature, top_k=top_k, top_p=top_p, do_sample=do_sample,
                               teacher_force=teacher_force, seed=seed, dtype=dtype, progress=progress, models=models,
-                              stop_after=stop_after, batch_size=batch_size, chat=chat, categories=categories)
+                              stop_after=stop_after, tokenizer=tokenizer,
+                              ignore_auto_map=ignore_auto_map, batch_size=batch_size, chat=chat, categories=categories)
 
 
 def _record_locked(target, draft, prompts, out, settings, tdtype, dev, *, max_new_tokens, temperature, top_k, top_p,
-                   do_sample, teacher_force, seed, dtype, progress, models, stop_after, batch_size=1, chat=False,
-                   categories=None) -> Recording:
+                   do_sample, teacher_force, seed, dtype, progress, models, stop_after, tokenizer=None, ignore_auto_map=False,
+                   batch_size=1, chat=False, categories=None) -> Recording:
     import torch
 
     mpath = out / MANIFEST
@@ -545,8 +533,9 @@ def _record_locked(target, draft, prompts, out, settings, tdtype, dev, *, max_ne
         tm.to(dev).eval()
         dm.to(dev).eval()
     else:
-        tm, tok = load_model(target, "--target", dtype, dev)
-        dm, tok_d = load_model(draft, "--draft", dtype, dev)
+        opts = {"tokenizer": tokenizer, "ignore_auto_map": ignore_auto_map}
+        tm, tok = load_model(target, "--target", dtype, dev, **opts)
+        dm, tok_d = load_model(draft, "--draft", dtype, dev, **opts)
         check_same_tokenizer(tok, tok_d)
     if chat and not getattr(tok, "chat_template", None):  # before anything is written
         raise SpecTheoryValueError("--chat: the tokenizer has no chat template (not an instruct model?)")

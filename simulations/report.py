@@ -497,7 +497,8 @@ def _complete_recording(rec_dir, gen: dict):
 def report(out="report", *, target=None, draft=None, prompts=None, max_new_tokens: int = 48, n_max: int = 8,
            temperature: float = 1.0, top_k=None, top_p=None, seed: int = 0, device: str = "auto",
            max_prompts=None, c_draft_ratios=(0.05, 0.1, 0.2, 0.4), max_k: int = 16,
-           progress: bool = False, categories=None, batch_size: int = 1, chat: bool = False) -> ReportResult:
+           progress: bool = False, categories=None, tokenizer=None, ignore_auto_map: bool = False,
+           models=None, batch_size: int = 1, chat: bool = False) -> ReportResult:
     """Record, replay and summarise a model pair (the shipped reference pair by default).
 
     Parameters
@@ -533,6 +534,14 @@ def report(out="report", *, target=None, draft=None, prompts=None, max_new_token
     categories : list of str, optional
         A category per prompt (after ``max_prompts``); summary.md and summary.json then carry a
         table per category (stored in the recording's manifest when it is made).
+    tokenizer : str or Path, optional
+        The tokenizer's source for model folders that do not hold it.
+    ignore_auto_map : bool
+        Opt-in to load folders naming their own code with transformers' implementation (their code
+        is never run); see :func:`spectheory.simulations.models.load_model`.
+    models : tuple, optional
+        Already loaded ``(target_model, draft_model, tokenizer)``; ``target`` and ``draft`` are then
+        only their names (used by the named real pairs, whose drafts are built in memory).
     batch_size, chat
         Prompts per forward pass, and the chat template, for the recording (:func:`.record.record`).
 
@@ -557,6 +566,13 @@ def report(out="report", *, target=None, draft=None, prompts=None, max_new_token
     from .replay import _check_device
 
     _check_device(device)  # before any model is loaded or folder created
+    if models is None and target is not None:  # a mistyped local path fails before anything is written
+        from .models import resolve_source
+
+        resolve_source(target, "--target")
+        resolve_source(draft, "--draft")
+        if tokenizer is not None:
+            resolve_source(tokenizer, "--tokenizer")
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise SpecTheoryValueError(f"--out: not a folder: {out}")
@@ -569,7 +585,8 @@ def report(out="report", *, target=None, draft=None, prompts=None, max_new_token
 def _report_locked(out, *, target=None, draft=None, prompts=None, max_new_tokens: int = 48, n_max: int = 8,
            temperature: float = 1.0, top_k=None, top_p=None, seed: int = 0, device: str = "auto",
            max_prompts=None, c_draft_ratios=(0.05, 0.1, 0.2, 0.4), max_k: int = 16,
-           progress: bool = False, categories=None, batch_size: int = 1, chat: bool = False) -> ReportResult:
+           progress: bool = False, categories=None, tokenizer=None, ignore_auto_map: bool = False,
+           models=None, batch_size: int = 1, chat: bool = False) -> ReportResult:
     """The body of :func:`report`, run while holding its folder's lock."""
     from .record import load_recording, record
 
@@ -577,7 +594,7 @@ def _report_locked(out, *, target=None, draft=None, prompts=None, max_new_tokens
     ns = list(range(1, int(n_max) + 1))
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    if target is None:
+    if target is None and models is None:
         target_name, draft_name = f"{REFERENCE_NAME}/target", f"{REFERENCE_NAME}/draft"
     else:
         target_name, draft_name = str(target), str(draft)
@@ -596,15 +613,15 @@ def _report_locked(out, *, target=None, draft=None, prompts=None, max_new_tokens
                          temperature=temperature, top_k=top_k, top_p=top_p, seed=seed, chat=chat)
     rec = _complete_recording(out / "recording", gen)
     if rec is None:  # record (or resume): only now are the models loaded
-        models = None
-        if target is None:
+        if target is None and models is None:
             from .reference import load_reference_pair
 
             models = load_reference_pair()
         record(target_name if models else target, draft_name if models else draft, prompts, out / "recording",
                max_new_tokens=max_new_tokens, temperature=gen["temperature"], top_k=gen["top_k"], top_p=gen["top_p"],
                do_sample=gen["do_sample"], seed=seed, device=device, progress=progress, models=models,
-               batch_size=batch_size, chat=chat, categories=categories)
+               tokenizer=tokenizer, ignore_auto_map=ignore_auto_map, batch_size=batch_size, chat=chat,
+               categories=categories)
         rec = load_recording(out / "recording")
     t_record = time.perf_counter() - t0
     processing = {"temperature": float(temperature), "top_k": None if top_k is None else int(top_k),

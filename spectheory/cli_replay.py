@@ -33,8 +33,9 @@ def add_record(subparsers) -> None:
         "safetensors shards with a JSON manifest. An interrupted recording resumes when run again with "
         "the same --out and settings.",
     )
-    p.add_argument("--target", required=True, metavar="MODEL", help="target model: local folder or hub name")
+    p.add_argument("--target", required=True, metavar="MODEL", help="target model: local folder, .gguf file or hub name")
     p.add_argument("--draft", required=True, metavar="MODEL", help="draft model sharing the target's tokenizer")
+    _model_options(p)
     p.add_argument("--prompts", required=True, metavar="FILE", help="prompts: one per line (\\n for newlines) or a .json list")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder (resumed if it holds this recording)")
     p.add_argument("--max-new-tokens", type=str, default=64, metavar="N")
@@ -56,6 +57,14 @@ def _add_batch_options(p) -> None:
     p.add_argument("--chat", action="store_true", help="wrap each prompt in the tokenizer's chat template (instruct models)")
 
 
+def _model_options(p) -> None:
+    p.add_argument("--tokenizer", default=None, metavar="SRC",
+                   help="tokenizer folder, .gguf file or hub name, for model folders that do not hold it")
+    p.add_argument("--ignore-auto-map", action="store_true",
+                   help="load a folder whose config names its own code (auto_map) with transformers' own "
+                   "implementation instead of refusing it; the folder's code is never run")
+
+
 def run_record(args) -> int:
     from .cli import CLIError
 
@@ -71,7 +80,8 @@ def run_record(args) -> int:
     rec = record(args.target, args.draft, prompts, args.out, max_new_tokens=args.max_new_tokens,
                  temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, do_sample=not args.greedy,
                  teacher_force=args.teacher_force, seed=args.seed, dtype=args.dtype, device=args.device,
-                 progress=True, batch_size=args.batch_size, chat=args.chat, categories=categories)
+                 progress=True, tokenizer=args.tokenizer, ignore_auto_map=args.ignore_auto_map,
+                 batch_size=args.batch_size, chat=args.chat, categories=categories)
     print(f"recorded {rec.positions} positions from {len(rec.shards)} prompts, V = {rec.vocab_size}, "
           f"{rec.manifest['dtype']}: {args.out}/manifest.json")
     return 0
@@ -171,8 +181,11 @@ def add_report(subparsers) -> None:
         "PNG plots (bound against n per draft scheme, each verifier's gap to its bound, per-position acceptance, "
         "optimal draft length against threshold and fixed-K policies). Resumes an interrupted run.",
     )
-    p.add_argument("--target", default=None, metavar="MODEL", help="target model folder or hub name (with --draft)")
+    p.add_argument("--target", default=None, metavar="MODEL", help="target model folder, .gguf file or hub name (with --draft)")
     p.add_argument("--draft", default=None, metavar="MODEL", help="draft model sharing the target's tokenizer")
+    p.add_argument("--pair", default=None, metavar="NAME",
+                   help="a named real pair: a pretrained target and drafts made from it (smollm2, gemma3)")
+    _model_options(p)
     p.add_argument("--prompts", default=None, metavar="FILE", help="prompts file (default: the shipped held-out prompts)")
     p.add_argument("--out", default="report", metavar="DIR", help="output folder (default report/)")
     p.add_argument("--max-new-tokens", type=str, default=48, metavar="N")
@@ -210,8 +223,9 @@ def run_report(args) -> int:
         prompts, categories = read_prompt_file(args.prompts)
     res = report(args.out, target=args.target, draft=args.draft, prompts=prompts, max_new_tokens=args.max_new_tokens,
                  n_max=args.n_max, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, seed=args.seed,
-                 device=args.device, max_prompts=args.max_prompts, progress=True, categories=categories,
-                 batch_size=args.batch_size, chat=args.chat)
+                 device=args.device, max_prompts=args.max_prompts, progress=True, tokenizer=args.tokenizer,
+                 ignore_auto_map=args.ignore_auto_map, categories=categories, batch_size=args.batch_size,
+                 chat=args.chat)
     s = res.summary
     n = args.n_max
     iv = res.intervals or {}

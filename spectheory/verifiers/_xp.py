@@ -121,6 +121,10 @@ class _NumPy:
         return bool(np.any(x))
 
     @staticmethod
+    def any_axis(x, axis=-1):
+        return np.any(x, axis=axis)
+
+    @staticmethod
     def to_numpy(x):
         return np.asarray(x)
 
@@ -237,6 +241,10 @@ class _Torch:
     @staticmethod
     def any(x) -> bool:
         return bool(x.any())
+
+    @staticmethod
+    def any_axis(x, axis=-1):
+        return x.any(dim=axis)
 
     @staticmethod
     def to_numpy(x):

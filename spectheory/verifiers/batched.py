@@ -382,6 +382,12 @@ def rrs_wor_histories(p, q, sr: SortedRatios, steps: int, u):
     rE = _ratio(xp, pE, qE)
     inE = xp.put(xp.zeros((B, V), like=p, dtype=xp.bool_), eidx, xp.ones((B, K), like=p, dtype=xp.bool_))
     inE_s = xp.take(inE, sr.order)
+    # sorted position of each explicit token: the rejected token is found by one inverse CDF over
+    # the shared order, E tokens at their own places, so which token a uniform picks does not
+    # depend on K (nor on the largest n requested)
+    rank = xp.put(xp.zeros((B, V), like=p, dtype=xp.int64), sr.order,
+                  xp.arange(V, like=p)[None, :] + xp.zeros((B, V), like=p, dtype=xp.int64))
+    posE = xp.take(rank, eidx)[:, None, :]  # (B, 1, K)
     ps = xp.where(inE_s, 0.0, sr.p)
     qs = xp.where(inE_s, 0.0, sr.q)
     Pb, Qb, Pa, Qa = _prefix(xp, ps), _prefix(xp, qs), _suffix(xp, ps), _suffix(xp, qs)
@@ -435,18 +441,13 @@ def rrs_wor_histories(p, q, sr: SortedRatios, steps: int, u):
         if i == steps - 1:
             break
         # rejection weights: E tokens explicitly, the rest by inverse CDF over the shared order
-        wE = xp.where(free & (rE < tn), xp.clip(qE / ms[..., None] - xp.clip(pE - t * qE, 0.0) / Zs[..., None], 0.0), 0.0)
-        cumE = xp.cumsum(wE, axis=-1)
-        cE = cumE[..., -1] if K > 0 else zero
+        with np.errstate(over="ignore"):  # q/m of already rejected E tokens, masked out
+            wE = xp.where(free & (rE < tn), xp.clip(qE / ms[..., None] - xp.clip(pE - t * qE, 0.0) / Zs[..., None], 0.0), 0.0)
+        cE = xp.sum(wE, axis=-1)
         rem_sum = xp.sum(rem_q, axis=-1)
         c_rest = xp.clip((xp.take(Qb, k_nx) - rem_sum) / ms - mid / Zs, 0.0)
         target = u[..., i] * (cE + c_rest)
-        pick_E = target < cE
-        # first E token whose cumulative weight reaches the target
-        e_pick = xp.sum(cumE < target[..., None], axis=-1)
-        e_pick = xp.clip(e_pick, None, max(K - 1, 0))
-        # rest: smallest kk with W(kk) ≥ target − cE
-        t_rest = target - cE
+        # smallest kk with W(kk) ≥ target, W(kk) the rejection weight of sorted positions < kk
         Pa_th, Qa_th = xp.take(Pa, k_th), xp.take(Qa, k_th)
         lo = k_nx * 0
         hi = k_nx + 0
@@ -454,17 +455,20 @@ def rrs_wor_histories(p, q, sr: SortedRatios, steps: int, u):
             md = (lo + hi) // 2
             below = xp.sum(xp.where(rem_idx < md[..., None], rem_q, 0.0), axis=-1)
             inner = xp.where(md > k_th, (Pa_th - xp.take(Pa, md)) - theta * (Qa_th - xp.take(Qa, md)), 0.0)
-            W = (xp.take(Qb, md) - below) / ms - xp.clip(inner, 0.0) / Zs
-            ok = W >= t_rest
+            W_E = xp.sum(xp.where(posE < md[..., None], wE, 0.0), axis=-1)
+            W = xp.clip((xp.take(Qb, md) - below) / ms - xp.clip(inner, 0.0) / Zs, 0.0) + W_E
+            ok = W >= target
             step_on = hi - lo > 1
             hi = xp.where(step_on & ok, md, hi)
             lo = xp.where(step_on & ~ok, md, lo)
         pick = xp.clip(hi - 1, 0)
+        hitE_all = posE == pick[..., None]  # (B, S, K)
+        pick_E = xp.any_axis(hitE_all) if K > 0 else (pick < 0)
         q_pick = xp.take(qs_pad, pick)
         go = live & ((cE + c_rest) > 0) & (pick_E | (q_pick > 0))
         alive = xp.where(go, alive * xp.clip(1.0 - a, 0.0), zero)
         if K > 0:
-            hitE = (xp.arange(K, like=k_nx)[None, None, :] == e_pick[..., None]) & (go & pick_E)[..., None]
+            hitE = hitE_all & (go & pick_E)[..., None]
             remE = remE | hitE
         take_rest = go & ~pick_E
         rem_idx = _set_last(xp, rem_idx, i, xp.where(take_rest, pick, rem_idx[..., i]))
@@ -636,3 +640,50 @@ def rrs_wor(p, q, ns, *, seed: int = 0, positions=None, paths: int = ESTIMATE_PA
         return RrsWorAcceptance(xp.from_numpy(value, like=p).to(p.dtype), xp.from_numpy(stderr, like=p).to(p.dtype),
                                 exact, paths)
     return RrsWorAcceptance(value, stderr, exact, paths)
+
+
+# --------------------------------------------------------------------------------------------
+# every verifier, every n, one sort
+# --------------------------------------------------------------------------------------------
+#: Verifiers :func:`acceptances` computes (greedy's acceptance is its scheme's bound, computed by
+#: the bound engine in :mod:`spectheory.solvers`).
+BATCHED_VERIFIERS = ("sd", "rrs", "kseq", "spechub", "rrs_wor")
+
+
+def acceptances(p, q, jobs: dict, *, seed: int = 0, positions=None, paths: int = ESTIMATE_PATHS,
+                max_histories: int = MAX_HISTORIES, sr: SortedRatios | None = None) -> dict:
+    """Acceptance of several verifiers for several n on the rows of (p, q), sharing one sort.
+
+    ``jobs`` maps a verifier name of :data:`BATCHED_VERIFIERS` to its draft counts (sd at n = 1 and
+    spechub at n = 2 only; other n are ignored for them). Returns ``{(name, n): (value, stderr,
+    exact)}`` with ``value`` and ``stderr`` of shape (B,) in the input's array type and ``exact``
+    a NumPy bool array (False only for the rrs_wor estimate). Each quantity is the function of this
+    module that every other entry point calls, so the numbers are those of
+    :func:`spectheory.acceptance` and the replay of recorded logits (rrs_wor: for the same seed and
+    positions).
+    """
+    xp = namespace(p)
+    B = p.shape[0]
+    jobs = {name: tuple(sorted(set(int(n) for n in ns))) for name, ns in jobs.items() if ns}
+    unknown = set(jobs) - set(BATCHED_VERIFIERS)
+    if unknown:
+        raise ValueError(f"acceptances: no batched implementation of {sorted(unknown)}")
+    if sr is None and set(jobs) & {"rrs", "kseq", "rrs_wor"}:
+        sr = sort_by_ratio(p, q)
+    zero = xp.zeros((B,), like=p)
+    yes = np.ones(B, dtype=bool)
+    out = {}
+    for name, ns in jobs.items():
+        if name == "sd" and 1 in ns:
+            out[("sd", 1)] = (sd(p, q), zero, yes)
+        elif name == "spechub" and 2 in ns:
+            out[("spechub", 2)] = (spechub(p, q), zero, yes)
+        elif name in ("rrs", "kseq"):
+            vals = (rrs if name == "rrs" else kseq)(sr, ns)
+            for j, n in enumerate(ns):
+                out[(name, n)] = (vals[:, j], zero, yes)
+        elif name == "rrs_wor":
+            res = rrs_wor(p, q, ns, seed=seed, positions=positions, paths=paths, max_histories=max_histories, sr=sr)
+            for j, n in enumerate(ns):
+                out[(name, n)] = (res.value[:, j], res.stderr[:, j], res.exact[:, j])
+    return out

@@ -79,11 +79,17 @@ class RecursiveRejectionWOR(Verifier):
         res = rrs_wor(P, Q, (n,), seed=self.seed, paths=self.paths, max_histories=self.max_histories)
         value, stderr, exact = res.value[:, 0], res.stderr[:, 0], res.exact[:, 0]
         k = np.minimum(n, np.count_nonzero(Q > 0, axis=1))
-        methods = set()
-        if np.any(k <= 2):
-            methods.add("closed form")
-        if np.any(exact & (k > 2)):
-            methods.add("recursion")
-        if not exact.all():
-            methods.add(f"rao-blackwellised monte carlo ({self.paths} histories)")
-        return Acceptance(value, stderr, bool(exact.all()), " + ".join(sorted(methods)))
+        return Acceptance(value, stderr, bool(exact.all()), method_name(k, exact, self.paths))
+
+
+def method_name(k, exact, paths: int) -> str:
+    """How the rrs_wor acceptance of rows with k = min(n, |supp q|) drafts was computed, given
+    which rows are ``exact``: "closed form", "recursion" and/or the estimate."""
+    methods = set()
+    if np.any(k <= 2):
+        methods.add("closed form")
+    if np.any(exact & (k > 2)):
+        methods.add("recursion")
+    if not np.all(exact):
+        methods.add(f"rao-blackwellised monte carlo ({paths} histories)")
+    return " + ".join(sorted(methods))
