@@ -15,6 +15,7 @@ from .schemes import SCHEMES, DraftScheme, TupleLaw, get_scheme
 # direction (simulations -> solvers -> core) while exposing the public entry points here.
 from . import solvers  # noqa: E402
 from .solvers.optimal import optimal_acceptance  # noqa: E402
+from .solvers.intervals import AcceptanceInterval, optimal_acceptance_interval  # noqa: E402
 from . import verifiers  # noqa: E402
 from .verifiers import acceptance, verifier  # noqa: E402
 from .compare import compare  # noqa: E402
@@ -24,6 +25,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AuditResult",
+    "AcceptanceInterval",
     "SUM_RTOL",
     "SCHEMES",
     "DraftScheme",
@@ -35,6 +37,7 @@ __all__ = [
     "from_logits",
     "get_scheme",
     "optimal_acceptance",
+    "optimal_acceptance_interval",
     "solvers",
     "verifier",
     "verifiers",
