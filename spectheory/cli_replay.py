@@ -180,9 +180,10 @@ def add_report(subparsers) -> None:
     _model_options(p)
     p.add_argument("--prompts", default=None, metavar="FILE", help="prompts file (default: the shipped held-out prompts)")
     p.add_argument("--out", default="report", metavar="DIR", help="output folder (default report/)")
-    p.add_argument("--max-new-tokens", type=str, default=48, metavar="N")
+    p.add_argument("--max-new-tokens", type=str, default=None, metavar="N",
+                   help="tokens generated per prompt (default 48; with --pair, the pair's)")
     p.add_argument("--max-prompts", type=str, default=None, metavar="N",
-                   help="use only the first N prompts (a quick run)")
+                   help="use only the first N prompts (a quick run; with --pair default the pair's)")
     p.add_argument("--n-max", type=str, default=8, metavar="N", help="draft counts 1..N (default 8)")
     p.add_argument("--temperature", type=float, default=1.0, metavar="T",
                    help="sampling temperature (>= 0; 0: greedy limit); a new value in an existing --out replays "
@@ -194,11 +195,46 @@ def add_report(subparsers) -> None:
     p.set_defaults(func=run_report)
 
 
+def _run_pair_report(args) -> int:
+    """``report --pair NAME``: the report on a named real pair, one per draft method."""
+    from .cli import CLIError
+
+    if args.target is not None or args.draft is not None:
+        raise CLIError("--pair: give either --pair or --target and --draft, not both")
+    if args.tokenizer is not None or args.ignore_auto_map:
+        raise CLIError("--pair: --tokenizer and --ignore-auto-map apply to --target/--draft only")
+    from spectheory.simulations.pair_report import HEADLINE, pair_report
+    from spectheory.simulations.pairs import get_pair
+
+    get_pair(args.pair)
+    prompts = None
+    if args.prompts is not None:
+        from spectheory.simulations.record import read_prompts
+
+        prompts = read_prompts(args.prompts)
+    doc = pair_report(args.pair, args.out, max_prompts=args.max_prompts,
+                      max_new_tokens=None if args.max_new_tokens_default else args.max_new_tokens, n_max=args.n_max,
+                      temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, seed=args.seed,
+                      device=args.device, prompts=prompts, progress=True)
+    print(f"report: {args.out}/summary.md ({doc['target']}, {len(doc['drafts'])} drafts)")
+    for e in doc["drafts"]:
+        iv = e["intervals"] or {}
+        cells = [f"{label} {iv[k]['mean']:.4f}" if k in iv else f"{label} {e['means'].get(k, float('nan')):.4f}"
+                 for k, label in HEADLINE(args.n_max)]
+        print(f"  {e['method']}: " + ", ".join(cells))
+    return 0
+
+
 def run_report(args) -> int:
     from .cli import CLIError
 
+    args.max_new_tokens_default = args.max_new_tokens is None
+    if args.max_new_tokens is None:
+        args.max_new_tokens = 48
     _ints(args, "max_new_tokens", "max_prompts", "n_max", "top_k")
     _seed(args)
+    if args.pair is not None:
+        return _run_pair_report(args)
     if (args.target is None) != (args.draft is None):
         raise CLIError("--target and --draft: give both, or neither for the shipped reference pair")
     if not (args.temperature >= 0):

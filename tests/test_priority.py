@@ -271,3 +271,15 @@ def test_mixture_for_eight_drafts_on_a_12_token_support(sampling):
     v = st.verifier("optimal", sampling=sampling, construction="priority")
     token, _ = v.verify(p, q, v.draft(q, 8, rng), rng)
     assert p[token] > 0  # never a token the target cannot produce
+
+
+@settings(max_examples=80)
+@given(hst.integers(8, 200), hst.integers(1, 12), hst.integers(0, 2**32 - 1))
+def test_greedy_deterministic_part_is_the_stable_sort_prefix(V, k, seed):
+    # the O(V) partition against the stable sort, with many ties (masses on a coarse grid)
+    rng = np.random.default_rng(seed)
+    q = rng.integers(0, 4, V).astype(float)
+    q[0] += 1.0
+    q /= q.sum()
+    got = st.get_scheme("greedy").deterministic_part(q, k)
+    np.testing.assert_array_equal(got, np.argsort(-q, kind="stable")[: k - 1])
