@@ -356,7 +356,7 @@ def _run_dask(tasks, done, client) -> None:
 
     futures = {}
     for t in tasks:
-        futures[client.submit(run_task, t, key=f"spectheory-sweep-{task_key(t)}", pure=False)] = t
+        futures[client.submit(run_task, t, pure=False)] = t
     for f in as_completed(list(futures)):
         done(futures[f], f.result())
 
