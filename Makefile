@@ -17,7 +17,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install torch==2.13.0
-	$(BIN)/pip install -e '.[test,plot,replay,models]'
+	$(BIN)/pip install -e '.[test,plot,replay,models,distributed]'
 	touch $(STAMP)
 
 run: setup

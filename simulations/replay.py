@@ -37,8 +37,11 @@ rounding, ~1e-13 at V = 152k). In float32 the torch columns agree with it to abo
 at V = 4096 and 152k; the tests use 1e-5); the without-replacement bound is always computed in
 float64.
 
-The rrs_wor estimate for n > 2 differs from the NumPy path's (which is exact by recursion for small
-supports and a numba estimate with its own random numbers otherwise); both are unbiased. After
+The rrs_wor column is the one implementation every entry point calls
+(:func:`spectheory.verifiers.batched.rrs_wor`): exact (closed form, or the recursion over rejection
+histories where their number is small), otherwise the keyed Rao–Blackwellised estimate, the same
+number as ``st.verifier("rrs_wor", seed=seed).acceptance`` on the same probabilities with the row
+index as position (``tests/test_batched_verifiers.py``). After
 rejections of x_1..x_j, recursive rejection without replacement has residual R = (p − θq)+/Z(θ)
 and draft law D = q/m off the rejected tokens (θ' = θ + Z(θ)/m after each rejection), so a step
 costs O(log V) per sampled history. The uniforms are a hash of (``seed``, position, history, step):

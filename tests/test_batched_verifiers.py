@@ -190,3 +190,26 @@ def test_torch_input_bad_shapes_name_the_argument(shape, arg):
     p, q = (bad, good) if arg == "p" else (good, bad)
     with pytest.raises(st.SpecTheoryValueError, match=rf"^{arg}:"):
         st.acceptance(p, q, 2, "rrs")
+
+
+# --------------------------------------------------------------------------------------------
+# huge n
+# --------------------------------------------------------------------------------------------
+_HUGE_P = np.array([[0.5, 0.3, 0.2], [0.5, 0.5, 0.0], [0.3, 0.3, 0.4], [0.2, 0.7, 0.1]])
+_HUGE_Q = np.array([[0.2, 0.3, 0.5], [0.999, 0.001, 0.0], [0.0, 0.5, 0.5], [0.9, 0.05, 0.05]])
+
+
+def test_rrs_long_runs_equal_the_step_by_step_recursion():
+    """rrs stops stepping once every row has settled: equal to the independent-drafters recursion
+    (R ← norm((R − q)+) in NumPy, q repeated) at n = 300."""
+    n = 300
+    want = st.verifier("rrs", sampling="independent").acceptance(_HUGE_P, np.repeat(_HUGE_Q[:, None], n, 1), n)
+    np.testing.assert_allclose(st.acceptance(_HUGE_P, _HUGE_Q, n, "rrs"), want, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", ["rrs", "kseq", "rrs_wor"])
+@pytest.mark.parametrize("n", [10**9, 10**400])
+def test_huge_n_gives_the_limit(name, n):
+    """As n → ∞ every token of q's support is eventually drafted: acceptance → p(supp q)."""
+    limit = np.where(_HUGE_Q > 0, _HUGE_P, 0.0).sum(axis=1)
+    np.testing.assert_allclose(st.acceptance(_HUGE_P, _HUGE_Q, n, name), limit, rtol=0, atol=1e-9)

@@ -34,6 +34,8 @@ class _NumPy:
     minimum = staticmethod(np.minimum)
     maximum = staticmethod(np.maximum)
     expm1 = staticmethod(np.expm1)
+    sqrt = staticmethod(np.sqrt)
+    exp = staticmethod(np.exp)
     log1p = staticmethod(np.log1p)
     isfinite = staticmethod(np.isfinite)
 
@@ -154,6 +156,8 @@ class _Torch:
         self.minimum = torch.minimum
         self.maximum = torch.maximum
         self.expm1 = torch.expm1
+        self.sqrt = torch.sqrt
+        self.exp = torch.exp
         self.log1p = torch.log1p
         self.isfinite = torch.isfinite
 

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
+from .._validation import SpecTheoryValueError
 from ._xp import namespace
 
 #: Relative width of the final ρ bracket in the kseq bisection.
@@ -44,6 +45,12 @@ RHO_RTOL = 4e-16
 #: Largest number of rejection histories the exact rrs_wor recursion visits (m(m − 1)…(m − n + 2)
 #: for a draft support of size m); beyond it the acceptance is estimated.
 MAX_HISTORIES = 200_000
+
+#: rrs: after this many steps, stop once every row has settled (see :func:`rrs`).
+RRS_TAIL_AFTER = 64
+
+#: rrs: the most steps taken for a huge n before giving up with an error.
+RRS_MAX_STEPS = 200_000
 
 #: Default number of sampled rejection histories for the rrs_wor estimate.
 ESTIMATE_PATHS = 256
@@ -107,7 +114,8 @@ def support(q):
 
 
 def _ns_row(xp, like, ns):
-    return xp.asarray([float(n) for n in ns], like=like)[None, :]
+    """The draft counts as a float row; counts beyond 1e300 act as 1e300 ((1 − β)^n = 0 there)."""
+    return xp.asarray([float(min(int(n), 10**300)) for n in ns], like=like)[None, :]
 
 
 # --------------------------------------------------------------------------------------------
@@ -153,18 +161,40 @@ def rrs(sr: SortedRatios, ns):
     one = xp.ones((B, 1), like=sr.ratio)
     Z = _z_at(xp, sr, _count_at_most(xp, sr, theta), theta)
     reject = one[:, 0]
+    a_prev = None
     out = {}
-    for i in range(1, max(ns) + 1):
+    wanted = sorted(set(int(n) for n in ns))
+    i = 0
+    while i < wanted[-1]:
+        i += 1
         live = Z > 0
         a, theta_next, _, k_nx = _theta_step(xp, sr, theta, xp.where(live, Z, one), one)
-        a = xp.where(live, a, one)
-        reject = reject * (1.0 - a[:, 0])
-        out[i] = xp.clip(1.0 - reject, 0.0, 1.0)
+        a = xp.where(live, a, one)[:, 0]
+        reject = reject * (1.0 - a)
+        if i in wanted:
+            out[i] = xp.clip(1.0 - reject, 0.0, 1.0)
         Z_next = _z_at(xp, sr, k_nx, theta_next)
         move = live & (Z_next > 0)
         theta = xp.where(move, theta_next, theta)
         Z = xp.where(move, Z_next, Z)
-    return xp.stack([out[n] for n in ns], axis=-1)
+        # huge n: once every row has 1 − reject = 1 in floating point, or a step acceptance that no
+        # longer changes (R has converged), the remaining steps are (1 − a)^k in closed form
+        if i >= RRS_TAIL_AFTER and a_prev is not None:
+            settled = (reject <= xp.eps(sr.ratio) / 4) | (a == a_prev)
+            if xp.any(~settled) and i >= RRS_MAX_STEPS:
+                raise SpecTheoryValueError(
+                    f"n: rrs acceptance with n = {wanted[-1]} did not settle within {RRS_MAX_STEPS} steps "
+                    "(draft mass on the highest p/q tokens below about 1e-4); use a smaller n")
+            if not xp.any(~settled):
+                log_keep = xp.log1p(-xp.clip(a, 0.0, 1.0))
+                for n in wanted:
+                    if n > i:
+                        with np.errstate(divide="ignore", invalid="ignore"):
+                            tail = xp.where(a >= 1, 0.0 * a, xp.expm1(float(min(n - i, 1e300)) * log_keep) + 1.0)
+                        out[n] = xp.clip(1.0 - reject * tail, 0.0, 1.0)
+                break
+        a_prev = a
+    return xp.stack([out[int(n)] for n in ns], axis=-1)
 
 
 def _beta(xp, sr, rho):
@@ -178,7 +208,7 @@ def kseq_rho(sr: SortedRatios, ns):
 
     f(ρ) = ρβ(ρ) − 1 + (1 − β(ρ))^n is nondecreasing on [1, n] with f(n) ≥ 0 (Bernoulli's
     inequality); ρ* = 1 if f(1) ≥ 0 or n = 1, else the root, by bisection to a bracket of relative
-    width 4e-16, all rows and n at once. The upper end of the final bracket is returned, so
+    width 4e-16, all rows and n at once (geometric steps first, so a huge n converges too). The upper end of the final bracket is returned, so
     f(ρ*) ≥ 0 and the sampler's residual law is a valid distribution.
     """
     xp = namespace(sr.ratio)
@@ -187,7 +217,9 @@ def kseq_rho(sr: SortedRatios, ns):
 
     def f(rho):
         b = _beta(xp, sr, rho)
-        return rho * b - 1.0 + (1.0 - b) ** nn, b
+        with np.errstate(divide="ignore"):  # (1 − β)^n as exp(n log1p(−β)): no rounding of 1 − β
+            keep = xp.exp(nn * xp.log1p(-xp.clip(b, 0.0, 1.0)))
+        return rho * b - 1.0 + keep, b
 
     one = xp.ones((B, len(ns)), like=sr.ratio)
     f1, b1 = f(one)
@@ -196,7 +228,9 @@ def kseq_rho(sr: SortedRatios, ns):
     b_hi = _beta(xp, sr, hi)
     rtol = RHO_RTOL if xp.eps(sr.ratio) < 1e-10 else xp.eps(sr.ratio)
     for _ in range(200):  # ends by the width test: ~62 steps in float64
-        mid = 0.5 * (lo + hi)
+        # geometric midpoint while the bracket spans more than a factor 2 (n up to 1e300 in ~70
+        # steps), arithmetic after
+        mid = xp.where(hi > 2.0 * lo, xp.sqrt(lo) * xp.sqrt(hi), 0.5 * (lo + hi))
         active = ~done & (hi - lo > rtol * hi) & (mid > lo) & (mid < hi)
         if not xp.any(active):
             break
@@ -597,7 +631,7 @@ def rrs_wor(p, q, ns, *, seed: int = 0, positions=None, paths: int = ESTIMATE_PA
     value = np.zeros((B, len(ns)))
     stderr = np.zeros((B, len(ns)))
     exact = np.ones((B, len(ns)), dtype=bool)
-    kk = np.minimum(np.asarray(ns)[None, :], sup_np[:, None])  # (B, N)
+    kk = np.minimum(np.asarray([min(int(n), 1 << 62) for n in ns])[None, :], sup_np[:, None])  # (B, N)
     if np.any(kk <= 2):
         if sr is None and np.any(kk == 2):
             sr = sort_by_ratio(p, q)
