@@ -172,3 +172,19 @@ def test_bad_files(tmp_path):
         st.read_topk(tmp_path / "x.bin")
     with pytest.raises(ValueError, match="format"):
         st.read_topk([], format="bogus")
+
+
+def test_cli_interval(tmp_path, capsys):
+    from spectheory.cli import main
+
+    rng = np.random.default_rng(5)
+    _, _, ids, lps = _truth(rng)
+    rows = [{str(i): float(v) for i, v in zip(r, l)} for r, l in zip(ids, lps)]
+    (tmp_path / "t.json").write_text(json.dumps(rows))
+    (tmp_path / "d.json").write_text(json.dumps(rows))
+    assert main(["interval", "--target", str(tmp_path / "t.json"), "--draft", str(tmp_path / "d.json"),
+                 "--vocab-size", "50", "-n", "1", "2", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert [r["n"] for r in out["rows"]] == [1, 2] and all(r["mean_lower"] <= r["mean_upper"] for r in out["rows"])
+    assert main(["interval", "--target", str(tmp_path / "t.json"), "--draft", str(tmp_path / "d.json")]) == 2
+    assert "--vocab-size" in capsys.readouterr().err
