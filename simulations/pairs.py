@@ -57,7 +57,7 @@ class DraftSpec:
             return f"early exit after {s['layers']} layers"
         if self.method == "quantized":
             return f"{s['bits']}-bit RTN, group {s['group_size']}"
-        return f"distilled ({s.get('folder', '')})"
+        return f"small Llama distilled from the target, {s.get('folder', '')}"
 
 
 @dataclass(frozen=True)

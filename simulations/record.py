@@ -86,21 +86,61 @@ def check_same_tokenizer(tok_target, tok_draft) -> None:
 
 
 def read_prompts(path) -> list[str]:
-    """Prompts from a file: a JSON list of strings (``.json``) or one prompt per non-empty line,
-    where ``\\n`` stands for a newline."""
+    """Prompts from a file: a JSON list of strings (``.json``), JSON lines (``.jsonl``, see
+    :func:`read_prompt_file`) or one prompt per non-empty line, where ``\\n`` stands for a newline."""
+    return read_prompt_file(path)[0]
+
+
+def read_prompt_file(path):
+    """``(prompts, categories)`` from a prompts file; ``categories`` is None unless a ``.jsonl`` file
+    gives some.
+
+    A ``.jsonl`` file holds one JSON object per non-empty line with a string ``prompt`` (or ``text``)
+    and an optional string ``category``; a bad line is an error naming its line number."""
     p = Path(path)
+    if p.suffix == ".jsonl":
+        text = _read_text(p, path)
+        prompts, cats = [], []
+        for lineno, line in enumerate(text.splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise SpecTheoryValueError(f"--prompts: {path} line {lineno}: not valid JSON ({exc.msg})") from None
+            if not isinstance(obj, dict):
+                raise SpecTheoryValueError(f"--prompts: {path} line {lineno}: expected a JSON object, got {type(obj).__name__}")
+            key = "prompt" if "prompt" in obj else "text"
+            if not isinstance(obj.get(key), str) or not obj[key].strip():
+                raise SpecTheoryValueError(f"--prompts: {path} line {lineno}: needs a non-empty string 'prompt' (or 'text')")
+            cat = obj.get("category")
+            if cat is not None and not isinstance(cat, str):
+                raise SpecTheoryValueError(f"--prompts: {path} line {lineno}: 'category' must be a string, got {type(cat).__name__}")
+            prompts.append(obj[key])
+            cats.append(cat)
+        if not prompts:
+            raise SpecTheoryValueError(f"--prompts: no prompts in {path} (the file is empty)")
+        return prompts, (cats if any(c is not None for c in cats) else None)
+    return _read_plain_prompts(p, path), None
+
+
+def _read_text(p: Path, path) -> str:
     if p.is_dir():
         raise SpecTheoryValueError(f"--prompts: is a directory, not a file: {path}")
     if not p.is_file():
         raise SpecTheoryValueError(f"--prompts: file not found: {path}")
     try:
-        text = p.read_text(encoding="utf-8")
+        return p.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
         raise SpecTheoryValueError(
             f"--prompts: {path} is not UTF-8 text (byte {exc.start}: {exc.reason})"
         ) from None
     except OSError as exc:
         raise SpecTheoryValueError(f"--prompts: cannot read {path} ({exc.strerror or exc})") from None
+
+
+def _read_plain_prompts(p: Path, path) -> list[str]:
+    text = _read_text(p, path)
     if p.suffix == ".json":
         try:
             prompts = json.loads(text)
@@ -217,6 +257,12 @@ def check_manifest(manifest) -> dict:
         isinstance(manifest["prompts"], list) and all(isinstance(t, str) for t in manifest["prompts"])
     ):
         raise _bad("prompts", "must be a list of strings")
+    if "categories" in manifest:
+        cats = manifest["categories"]
+        if not (isinstance(cats, list) and all(c is None or isinstance(c, str) for c in cats)):
+            raise _bad("categories", "must be a list of strings (or null)")
+        if "prompts" in manifest and len(cats) != len(manifest["prompts"]):
+            raise _bad("categories", f"{len(cats)} categories for {len(manifest['prompts'])} prompts")
     shards = manifest["shards"]
     if not isinstance(shards, list):
         raise _bad("shards", f"must be a list, got {type(shards).__name__ if shards is not None else 'null'}")
@@ -350,7 +396,9 @@ def _safetensors_shapes(path: Path, name: str) -> dict:
 
 
 def _settings(target_name, draft_name, prompts, *, max_new_tokens, temperature, top_k, top_p, do_sample,
-              teacher_force, seed, dtype) -> dict:
+              teacher_force, seed, dtype, chat=False) -> dict:
+    from ._batched import SAMPLER
+
     return {
         "target": str(target_name),
         "draft": str(draft_name),
@@ -363,6 +411,8 @@ def _settings(target_name, draft_name, prompts, *, max_new_tokens, temperature, 
             "top_p": None if top_p is None else float(top_p),
             "teacher_force": bool(teacher_force),
             "seed": int(seed),
+            "chat": bool(chat),
+            "sampler": SAMPLER,
         },
         "dtype": dtype,
     }
@@ -371,7 +421,8 @@ def _settings(target_name, draft_name, prompts, *, max_new_tokens, temperature, 
 def record(target, draft, prompts, out, *, max_new_tokens: int = 64, temperature: float = 1.0,
            top_k=None, top_p=None, do_sample: bool = True, teacher_force: bool = False, seed: int = 0,
            dtype: str = "float32", device: str = "auto", progress: bool = False, models=None,
-           stop_after=None, tokenizer=None, ignore_auto_map: bool = False) -> Recording:
+           stop_after=None, tokenizer=None, ignore_auto_map: bool = False, batch_size: int = 1, chat: bool = False,
+           categories=None) -> Recording:
     """Record target and draft logits on the same prefixes; resumable (see the module docstring).
 
     Parameters
@@ -403,6 +454,13 @@ def record(target, draft, prompts, out, *, max_new_tokens: int = 64, temperature
     ignore_auto_map : bool
         Opt-in: load folders whose configuration names their own code with transformers' own
         implementation instead of refusing them (their code is never run); see :mod:`.models`.
+    batch_size : int
+        Prompts per forward pass (left padding, attention masks; :mod:`._batched`). The tokens do not
+        depend on it (each prompt has its own generator), the logits only up to float rounding.
+    chat : bool
+        Wrap each prompt in the tokenizer's chat template as a user message (instruct models).
+    categories : list of str, optional
+        A category per prompt, stored in the manifest (``categories``) for the report's tables.
 
     Returns
     -------
@@ -418,12 +476,22 @@ def record(target, draft, prompts, out, *, max_new_tokens: int = 64, temperature
         raise SpecTheoryValueError(
             f"temperature: must be > 0 for sampled generation, got {temperature}; use greedy generation instead"
         )
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise SpecTheoryValueError(f"--batch-size: must be an integer >= 1, got {batch_size!r}")
+    if categories is not None:
+        categories = [None if c is None else str(c) for c in categories]
+        if len(categories) != len(prompts):
+            raise SpecTheoryValueError(f"categories: {len(categories)} given for {len(prompts)} prompts")
     tdtype = _torch_dtype(dtype)
     dev = _resolve_device(device)
     out = Path(out)
     settings = _settings(target, draft, prompts, max_new_tokens=max_new_tokens, temperature=temperature,
                          top_k=top_k, top_p=top_p, do_sample=do_sample, teacher_force=teacher_force,
-                         seed=seed, dtype=dtype)
+                         seed=seed, dtype=dtype, chat=chat)
+    if categories is not None and any(c is not None for c in categories):
+        settings["categories_sha256"] = hashlib.sha256(json.dumps(categories).encode()).hexdigest()
+    else:
+        categories = None
     if out.exists() and not out.is_dir():
         raise SpecTheoryValueError(f"--out: not a folder: {out}")
     if models is None:  # a mistyped local path fails before anything is written
@@ -439,11 +507,12 @@ def record(target, draft, prompts, out, *, max_new_tokens: int = 64, temperature
                               temperature=temperature, top_k=top_k, top_p=top_p, do_sample=do_sample,
                               teacher_force=teacher_force, seed=seed, dtype=dtype, progress=progress, models=models,
                               stop_after=stop_after, tokenizer=tokenizer,
-                              ignore_auto_map=ignore_auto_map)
+                              ignore_auto_map=ignore_auto_map, batch_size=batch_size, chat=chat, categories=categories)
 
 
 def _record_locked(target, draft, prompts, out, settings, tdtype, dev, *, max_new_tokens, temperature, top_k, top_p,
-                   do_sample, teacher_force, seed, dtype, progress, models, stop_after, tokenizer=None, ignore_auto_map=False) -> Recording:
+                   do_sample, teacher_force, seed, dtype, progress, models, stop_after, tokenizer=None, ignore_auto_map=False,
+                   batch_size=1, chat=False, categories=None) -> Recording:
     import torch
 
     mpath = out / MANIFEST
@@ -468,6 +537,8 @@ def _record_locked(target, draft, prompts, out, settings, tdtype, dev, *, max_ne
         tm, tok = load_model(target, "--target", dtype, dev, **opts)
         dm, tok_d = load_model(draft, "--draft", dtype, dev, **opts)
         check_same_tokenizer(tok, tok_d)
+    if chat and not getattr(tok, "chat_template", None):  # before anything is written
+        raise SpecTheoryValueError("--chat: the tokenizer has no chat template (not an instruct model?)")
     V = int(min(tm.get_output_embeddings().weight.shape[0], dm.get_output_embeddings().weight.shape[0]))
     Vt = tm.get_output_embeddings().weight.shape[0]
     Vd = dm.get_output_embeddings().weight.shape[0]
@@ -488,6 +559,8 @@ def _record_locked(target, draft, prompts, out, settings, tdtype, dev, *, max_ne
             "prompts": list(prompts),
             "shards": [],
         }
+        if categories is not None:
+            manifest["categories"] = list(categories)
         write_json_atomic(mpath, manifest)
     done = {s["prompt"] for s in manifest["shards"]}
     todo = [i for i in range(len(prompts)) if i not in done]
@@ -496,39 +569,57 @@ def _record_locked(target, draft, prompts, out, settings, tdtype, dev, *, max_ne
 
     written = 0
     bar = tqdm(total=len(prompts), initial=len(done), desc="record", unit="prompt", disable=not progress)
-    for i in todo:
-        ids = tok(prompts[i], return_tensors="pt")["input_ids"].to(dev)
-        if ids.shape[1] == 0:
-            raise SpecTheoryValueError(f"prompts: prompt {i} tokenizes to nothing")
-        with torch.no_grad():
-            if teacher_force:
-                seq = ids
-                start = 1
-            else:
-                torch.manual_seed(int(seed) + i)
-                gen_kwargs = dict(max_new_tokens=int(max_new_tokens), do_sample=bool(do_sample),
-                                  attention_mask=torch.ones_like(ids), pad_token_id=tok.pad_token_id or tok.eos_token_id)
-                if do_sample:
-                    gen_kwargs.update(temperature=float(temperature), top_k=top_k if top_k is not None else 0,
-                                      top_p=top_p if top_p is not None else 1.0)
-                seq = tm.generate(ids, **gen_kwargs)
-                start = ids.shape[1]
-            if seq.shape[1] <= start:
-                raise SpecTheoryValueError(f"prompts: prompt {i} gives no position to record (text of one token?)")
-            lt = tm(seq).logits[0, start - 1 : -1, :V].to(tdtype).contiguous().cpu()
-            ld = dm(seq).logits[0, start - 1 : -1, :V].to(tdtype).contiguous().cpu()
-        nxt = seq[0, start:].to(torch.int64).contiguous().cpu()
-        name = f"shard-{i:05d}.safetensors"
-        with atomic_path(out / name) as tmp:
-            save_file({"target": lt, "draft": ld, "tokens": nxt}, tmp)
-        manifest["shards"].append(
-            {"prompt": i, "file": name, "positions": int(lt.shape[0]), "sha256": _sha256(out / name)}
-        )
-        manifest["shards"].sort(key=lambda s: s["prompt"])
-        write_json_atomic(mpath, manifest)
-        bar.update(1)
-        written += 1
-        if stop_after is not None and written >= stop_after:
-            break
+    gen = dict(max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p,
+               do_sample=do_sample, teacher_force=teacher_force, seed=seed, chat=chat)
+    if stop_after is not None:
+        todo = todo[: int(stop_after)]
+    for b in range(0, len(todo), int(batch_size)):
+        batch = todo[b : b + int(batch_size)]
+        for i, lt, ld, nxt in _record_batch(tm, dm, tok, prompts, batch, V, tdtype, dev, gen):
+            name = f"shard-{i:05d}.safetensors"
+            with atomic_path(out / name) as tmp:
+                save_file({"target": lt, "draft": ld, "tokens": nxt}, tmp)
+            manifest["shards"].append(
+                {"prompt": i, "file": name, "positions": int(lt.shape[0]), "sha256": _sha256(out / name)}
+            )
+            manifest["shards"].sort(key=lambda s: s["prompt"])
+            write_json_atomic(mpath, manifest)
+            bar.update(1)
+            written += 1
     bar.close()
     return load_recording(out)
+
+
+def _record_batch(tm, dm, tok, prompts, batch, V, tdtype, dev, gen):
+    """Yield ``(prompt index, target logits, draft logits, next tokens)`` for a batch of prompts:
+    one generation call and one forward pass per model for the whole batch (:mod:`._batched`)."""
+    import torch
+
+    from . import _batched
+
+    pad_id = tok.pad_token_id if tok.pad_token_id is not None else (tok.eos_token_id or 0)
+    eos = tm.generation_config.eos_token_id if tm.generation_config.eos_token_id is not None else tok.eos_token_id
+    eos_ids = [] if eos is None else ([int(eos)] if isinstance(eos, int) else [int(e) for e in eos])
+    ids = []
+    for i in batch:
+        x = _batched.prompt_ids(tok, prompts[i], gen["chat"])
+        if not x:
+            raise SpecTheoryValueError(f"prompts: prompt {i} tokenizes to nothing")
+        ids.append(x)
+    with torch.no_grad():
+        if gen["teacher_force"]:
+            seqs, starts = ids, [1] * len(ids)
+        else:
+            conts = _batched.generate(tm, ids, [int(gen["seed"]) + i for i in batch],
+                                      max_new_tokens=gen["max_new_tokens"], do_sample=gen["do_sample"],
+                                      temperature=gen["temperature"], top_k=gen["top_k"], top_p=gen["top_p"],
+                                      pad_id=pad_id, eos_ids=eos_ids, device=dev)
+            seqs = [x + c for x, c in zip(ids, conts)]
+            starts = [len(x) for x in ids]
+        for i, sq, st in zip(batch, seqs, starts):
+            if len(sq) <= st:
+                raise SpecTheoryValueError(f"prompts: prompt {i} gives no position to record (text of one token?)")
+        lts = _batched.forward_logits(tm, seqs, starts, V, tdtype, pad_id, dev)
+        lds = _batched.forward_logits(dm, seqs, starts, V, tdtype, pad_id, dev)
+    for i, sq, st, lt, ld in zip(batch, seqs, starts, lts, lds):
+        yield i, lt, ld, torch.as_tensor(sq[st:], dtype=torch.int64)

@@ -356,7 +356,7 @@ def _run_dask(tasks, done, client) -> None:
 
     futures = {}
     for t in tasks:
-        futures[client.submit(run_task, t, key=f"spectheory-sweep-{task_key(t)}", pure=False)] = t
+        futures[client.submit(run_task, t, pure=False)] = t
     for f in as_completed(list(futures)):
         done(futures[f], f.result())
 
@@ -381,7 +381,7 @@ def connect(scheduler=None, dask_local=None, *, timeout: float = 10.0):
             raise SpecTheoryValueError(f"scheduler {scheduler}: {exc}") from None
     if isinstance(dask_local, bool) or not isinstance(dask_local, int) or dask_local < 1:
         raise SpecTheoryValueError(f"dask_local: must be an integer >= 1, got {dask_local!r}")
-    cluster = LocalCluster(n_workers=dask_local, threads_per_worker=1, processes=True, dashboard_address=None)
+    cluster = LocalCluster(n_workers=dask_local, threads_per_worker=1, processes=True, dashboard_address=":0")
     return Client(cluster)
 
 

@@ -9,6 +9,7 @@ Notation follows REFERENCE.md: ``p`` is always the target distribution, ``q`` al
 
 from ._validation import SUM_RTOL, SpecTheoryValueError
 from .logits import from_logits
+from .topk_io import TopKLogprobs, read_topk
 from .schemes import SCHEMES, DraftScheme, TupleLaw, get_scheme
 
 # The solvers subpackage depends on the core above; importing it last keeps the dependency
@@ -27,6 +28,7 @@ __all__ = [
     "AuditResult",
     "AcceptanceInterval",
     "SUM_RTOL",
+    "TopKLogprobs",
     "SCHEMES",
     "DraftScheme",
     "SpecTheoryValueError",
@@ -38,6 +40,7 @@ __all__ = [
     "get_scheme",
     "optimal_acceptance",
     "optimal_acceptance_interval",
+    "read_topk",
     "solvers",
     "verifier",
     "verifiers",

@@ -47,7 +47,14 @@ def add_record(subparsers) -> None:
     p.add_argument("--seed", type=str, default=0, help="generation seed (integer >= 0)")
     p.add_argument("--dtype", default="float32", choices=("float32", "bfloat16", "float16", "float64"))
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, ...")
+    _add_batch_options(p)
     p.set_defaults(func=run_record)
+
+
+def _add_batch_options(p) -> None:
+    p.add_argument("--batch-size", type=str, default=1, metavar="B",
+                   help="prompts per forward pass (left padding; tokens do not depend on it; default 1)")
+    p.add_argument("--chat", action="store_true", help="wrap each prompt in the tokenizer's chat template (instruct models)")
 
 
 def _model_options(p) -> None:
@@ -61,19 +68,20 @@ def _model_options(p) -> None:
 def run_record(args) -> int:
     from .cli import CLIError
 
-    _ints(args, "max_new_tokens", "top_k")
+    _ints(args, "max_new_tokens", "top_k", "batch_size")
     _seed(args)
     if args.top_p is not None and not (0 < args.top_p <= 1):
         raise CLIError(f"--top-p: must lie in (0, 1], got {args.top_p:g}")
     if not args.greedy and not args.teacher_force and not (args.temperature > 0):
         raise CLIError(f"--temperature: must be > 0 for sampled generation, got {args.temperature:g}; or use --greedy")
-    from spectheory.simulations.record import read_prompts, record
+    from spectheory.simulations.record import read_prompt_file, record
 
-    prompts = read_prompts(args.prompts)
+    prompts, categories = read_prompt_file(args.prompts)
     rec = record(args.target, args.draft, prompts, args.out, max_new_tokens=args.max_new_tokens,
                  temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, do_sample=not args.greedy,
                  teacher_force=args.teacher_force, seed=args.seed, dtype=args.dtype, device=args.device,
-                 progress=True, tokenizer=args.tokenizer, ignore_auto_map=args.ignore_auto_map)
+                 progress=True, tokenizer=args.tokenizer, ignore_auto_map=args.ignore_auto_map,
+                 batch_size=args.batch_size, chat=args.chat, categories=categories)
     print(f"recorded {rec.positions} positions from {len(rec.shards)} prompts, V = {rec.vocab_size}, "
           f"{rec.manifest['dtype']}: {args.out}/manifest.json")
     return 0
@@ -192,6 +200,7 @@ def add_report(subparsers) -> None:
     p.add_argument("--top-p", type=float, default=None, metavar="P")
     p.add_argument("--seed", type=str, default=0, help="generation seed (integer >= 0)")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda")
+    _add_batch_options(p)
     p.set_defaults(func=run_report)
 
 
@@ -231,7 +240,7 @@ def run_report(args) -> int:
     args.max_new_tokens_default = args.max_new_tokens is None
     if args.max_new_tokens is None:
         args.max_new_tokens = 48
-    _ints(args, "max_new_tokens", "max_prompts", "n_max", "top_k")
+    _ints(args, "max_new_tokens", "max_prompts", "n_max", "top_k", "batch_size")
     _seed(args)
     if args.pair is not None:
         return _run_pair_report(args)
@@ -243,15 +252,16 @@ def run_report(args) -> int:
         raise CLIError(f"--top-p: must lie in (0, 1], got {args.top_p:g}")
     from spectheory.simulations.report import report
 
-    prompts = None
+    prompts = categories = None
     if args.prompts is not None:
-        from spectheory.simulations.record import read_prompts
+        from spectheory.simulations.record import read_prompt_file
 
-        prompts = read_prompts(args.prompts)
+        prompts, categories = read_prompt_file(args.prompts)
     res = report(args.out, target=args.target, draft=args.draft, prompts=prompts, max_new_tokens=args.max_new_tokens,
                  n_max=args.n_max, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, seed=args.seed,
                  device=args.device, max_prompts=args.max_prompts, progress=True, tokenizer=args.tokenizer,
-                 ignore_auto_map=args.ignore_auto_map)
+                 ignore_auto_map=args.ignore_auto_map, categories=categories, batch_size=args.batch_size,
+                 chat=args.chat)
     s = res.summary
     n = args.n_max
     iv = res.intervals or {}

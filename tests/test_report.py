@@ -204,3 +204,19 @@ def test_replay_plain_logit_files(tmp_path, capsys):
         assert main(["replay", *argv, "--device", "cpu"]) == 2, argv
         err = capsys.readouterr().err
         assert match in err and err.count("\n") == 1, (argv, err)
+
+
+def test_report_jsonl_categories_batched(pair, tmp_path, capsys):
+    f = tmp_path / "p.jsonl"
+    f.write_text('{"prompt": "def foo(", "category": "def"}\n{"prompt": "import os", "category": "imp"}\n'
+                 '{"prompt": "class A:", "category": "def"}\n')
+    out = tmp_path / "rep"
+    assert main(["report", "--target", str(pair / "target"), "--draft", str(pair / "draft"), "--prompts", str(f),
+                 "--out", str(out), "--max-new-tokens", "4", "--n-max", "2", "--device", "cpu",
+                 "--batch-size", "2"]) == 0
+    capsys.readouterr()
+    doc = json.loads((out / "summary.json").read_text())
+    cats = doc["categories"]
+    assert set(cats) == {"def", "imp"} and cats["def"]["prompts"] == 2 and cats["imp"]["prompts"] == 1
+    assert sum(c["positions"] for c in cats.values()) == doc["positions"]
+    assert "## By category" in (out / "summary.md").read_text()
