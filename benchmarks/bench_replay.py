@@ -10,9 +10,9 @@ V = 152,000 (a Qwen-sized vocabulary). Cases, n = 1..8 throughout:
   Reference: ``st.from_logits`` then, per n, ``st.optimal_acceptance(P, Q, n, sampling)`` and
   ``st.verifier(name).acceptance_detail(P, Q, n)`` (rrs_wor n > 2: the numba estimate, 256 histories).
 * **torch only** — the same without the without_replacement bound (the part replay delegates to the
-  numba ``prefix_dual`` on CPU). Reference: the reference path of those columns.
+  the bound engine ``spectheory.solvers.bound_rows``). Reference: the reference path of those columns.
 * **iid bound** — ``samplings=("iid",), verifiers=()``. Reference: ``st.from_logits`` and
-  ``st.optimal_acceptance(P, Q, n)`` (numba ``prefix_dual``, batched over positions).
+  ``st.optimal_acceptance(P, Q, n)`` (the bound engine ``bound_rows``, batched over positions).
 * **iid bound f32** — the same in float32 (reference unchanged, float64).
 
 Replay runs on CPU (``device="cpu"``; there is no GPU here). torch and numba both use ``--threads``
@@ -189,7 +189,7 @@ def main(argv=None) -> int:
     print()
     print_table(headers, table)
     print(
-        "\nreplay: torch on CPU (without_replacement bound: numba prefix_dual, CPU float64); reference: "
+        "\nreplay: torch on CPU (without_replacement bound: bound_rows, numba on CPU float64); reference: "
         "st.from_logits + st.optimal_acceptance / st.verifier(...).acceptance_detail on the first "
         "'(ref)' positions.\nmax|diff| over exact columns (float64 cases vs float64 reference); "
         "max z = |replay - reference| / combined stderr over the rrs_wor estimates (n > 2)."

@@ -1,7 +1,7 @@
 """Counterexample search for the sorted-prefix property of drafts without replacement.
 
-The property (the subset dual's minimum lies on a prefix of the p/q order) is checked, not proved
-(REFERENCE §2). This compares the prefix dual with brute-force enumeration of all 2^V subsets on
+The property (the subset dual's minimum lies on a prefix of the p/q order) is proved (docs/theory/wor_prefix_proof.rst);
+this search now guards the implementation. This compares the prefix dual with brute-force enumeration of all 2^V subsets on
 random instances and prints a JSON summary; any counterexample is written to
 bench-results/wor_prefix_counterexamples.json (keep it as a regression example and report it).
 
@@ -18,7 +18,7 @@ import time
 
 import numpy as np
 
-from spectheory.solvers import prefix_dual, subset_dual_brute
+from spectheory.solvers import bound_rows, subset_dual_brute
 
 
 def main() -> None:
@@ -46,7 +46,7 @@ def main() -> None:
         m = int((q > 0).sum())
         if math.perm(m, min(n, m)) > 300_000:
             continue
-        fast = prefix_dual(p[None], q[None], n, "without_replacement")[0]
+        fast = bound_rows(p[None], q[None], [n], "without_replacement")[0, 0]
         slow = subset_dual_brute(p, q, n, "without_replacement").acceptance
         count += 1
         worst = max(worst, abs(fast - slow))

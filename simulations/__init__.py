@@ -6,7 +6,7 @@ importing spectheory does not compile or import anything heavy.
 
 import importlib
 
-_SUBMODULES = ("montecarlo", "decoding", "record", "replay", "reference", "report")
+_SUBMODULES = ("montecarlo", "decoding", "record", "replay", "reference", "report", "sweep")
 
 
 def __getattr__(name):

@@ -36,6 +36,8 @@ import numpy as np
 from spectheory._validation import SpecTheoryValueError
 from spectheory.io import atomic_path, folder_lock, remove_stale_temporaries, write_json_atomic
 
+from .models import load_model, resolve_source  # the one model loader (load_model re-exported for callers)
+
 MANIFEST = "manifest.json"
 FORMAT = "spectheory-recording/1"
 DTYPES = ("float32", "bfloat16", "float16", "float64")
@@ -65,34 +67,6 @@ def _resolve_device(device: str):
     return _check_device(device)
 
 
-def load_model(name_or_path, what: str, dtype: str = "float32", device="cpu"):
-    """``AutoModelForCausalLM`` and ``AutoTokenizer`` from a local folder or a hub name, with a
-    one-line error when it cannot be loaded."""
-    try:
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-    except ImportError:  # pragma: no cover - depends on the environment
-        raise SpecTheoryValueError(
-            f"{what}: recording needs transformers; pip install 'spectheory[replay]'"
-        ) from None
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()  # our own progress bar is enough
-    src = str(name_or_path)
-    local = Path(src).exists()
-    if local and not Path(src).is_dir():
-        raise SpecTheoryValueError(f"{what}: {src} is a file; expected a model folder or a hub name")
-    try:
-        tok = AutoTokenizer.from_pretrained(src)
-        model = AutoModelForCausalLM.from_pretrained(src, dtype=_torch_dtype(dtype))
-    except (OSError, ValueError, KeyError, EnvironmentError) as exc:
-        first = " ".join(str(exc).split())[:300]
-        where = "folder" if local else "model (not a local folder; hub name?)"
-        raise SpecTheoryValueError(f"{what}: cannot load {where} {src!r}: {first}") from None
-    model.to(device)
-    model.eval()
-    return model, tok
-
-
 def check_same_tokenizer(tok_target, tok_draft) -> None:
     """Refuse a pair whose tokenizers differ (vocabulary, or special tokens)."""
     vt, vd = tok_target.get_vocab(), tok_draft.get_vocab()
@@ -112,21 +86,61 @@ def check_same_tokenizer(tok_target, tok_draft) -> None:
 
 
 def read_prompts(path) -> list[str]:
-    """Prompts from a file: a JSON list of strings (``.json``) or one prompt per non-empty line,
-    where ``\\n`` stands for a newline."""
+    """Prompts from a file: a JSON list of strings (``.json``), JSON lines (``.jsonl``, see
+    :func:`read_prompt_file`) or one prompt per non-empty line, where ``\\n`` stands for a newline."""
+    return read_prompt_file(path)[0]
+
+
+def read_prompt_file(path):
+    """``(prompts, categories)`` from a prompts file; ``categories`` is None unless a ``.jsonl`` file
+    gives some.
+
+    A ``.jsonl`` file holds one JSON object per non-empty line with a string ``prompt`` (or ``text``)
+    and an optional string ``category``; a bad line is an error naming its line number."""
     p = Path(path)
+    if p.suffix == ".jsonl":
+        text = _read_text(p, path)
+        prompts, cats = [], []
+        for lineno, line in enumerate(text.splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise SpecTheoryValueError(f"--prompts: {path} line {lineno}: not valid JSON ({exc.msg})") from None
+            if not isinstance(obj, dict):
+                raise SpecTheoryValueError(f"--prompts: {path} line {lineno}: expected a JSON object, got {type(obj).__name__}")
+            key = "prompt" if "prompt" in obj else "text"
+            if not isinstance(obj.get(key), str) or not obj[key].strip():
+                raise SpecTheoryValueError(f"--prompts: {path} line {lineno}: needs a non-empty string 'prompt' (or 'text')")
+            cat = obj.get("category")
+            if cat is not None and not isinstance(cat, str):
+                raise SpecTheoryValueError(f"--prompts: {path} line {lineno}: 'category' must be a string, got {type(cat).__name__}")
+            prompts.append(obj[key])
+            cats.append(cat)
+        if not prompts:
+            raise SpecTheoryValueError(f"--prompts: no prompts in {path} (the file is empty)")
+        return prompts, (cats if any(c is not None for c in cats) else None)
+    return _read_plain_prompts(p, path), None
+
+
+def _read_text(p: Path, path) -> str:
     if p.is_dir():
         raise SpecTheoryValueError(f"--prompts: is a directory, not a file: {path}")
     if not p.is_file():
         raise SpecTheoryValueError(f"--prompts: file not found: {path}")
     try:
-        text = p.read_text(encoding="utf-8")
+        return p.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
         raise SpecTheoryValueError(
             f"--prompts: {path} is not UTF-8 text (byte {exc.start}: {exc.reason})"
         ) from None
     except OSError as exc:
         raise SpecTheoryValueError(f"--prompts: cannot read {path} ({exc.strerror or exc})") from None
+
+
+def _read_plain_prompts(p: Path, path) -> list[str]:
+    text = _read_text(p, path)
     if p.suffix == ".json":
         try:
             prompts = json.loads(text)
@@ -243,6 +257,12 @@ def check_manifest(manifest) -> dict:
         isinstance(manifest["prompts"], list) and all(isinstance(t, str) for t in manifest["prompts"])
     ):
         raise _bad("prompts", "must be a list of strings")
+    if "categories" in manifest:
+        cats = manifest["categories"]
+        if not (isinstance(cats, list) and all(c is None or isinstance(c, str) for c in cats)):
+            raise _bad("categories", "must be a list of strings (or null)")
+        if "prompts" in manifest and len(cats) != len(manifest["prompts"]):
+            raise _bad("categories", f"{len(cats)} categories for {len(manifest['prompts'])} prompts")
     shards = manifest["shards"]
     if not isinstance(shards, list):
         raise _bad("shards", f"must be a list, got {type(shards).__name__ if shards is not None else 'null'}")
@@ -376,7 +396,9 @@ def _safetensors_shapes(path: Path, name: str) -> dict:
 
 
 def _settings(target_name, draft_name, prompts, *, max_new_tokens, temperature, top_k, top_p, do_sample,
-              teacher_force, seed, dtype) -> dict:
+              teacher_force, seed, dtype, chat=False) -> dict:
+    from ._batched import SAMPLER
+
     return {
         "target": str(target_name),
         "draft": str(draft_name),
@@ -389,6 +411,8 @@ def _settings(target_name, draft_name, prompts, *, max_new_tokens, temperature, 
             "top_p": None if top_p is None else float(top_p),
             "teacher_force": bool(teacher_force),
             "seed": int(seed),
+            "chat": bool(chat),
+            "sampler": SAMPLER,
         },
         "dtype": dtype,
     }
@@ -397,13 +421,15 @@ def _settings(target_name, draft_name, prompts, *, max_new_tokens, temperature, 
 def record(target, draft, prompts, out, *, max_new_tokens: int = 64, temperature: float = 1.0,
            top_k=None, top_p=None, do_sample: bool = True, teacher_force: bool = False, seed: int = 0,
            dtype: str = "float32", device: str = "auto", progress: bool = False, models=None,
-           stop_after=None) -> Recording:
+           stop_after=None, tokenizer=None, ignore_auto_map: bool = False, batch_size: int = 1, chat: bool = False,
+           categories=None) -> Recording:
     """Record target and draft logits on the same prefixes; resumable (see the module docstring).
 
     Parameters
     ----------
     target, draft : str or Path
-        Model folders or hub names (``AutoModelForCausalLM``); they must share one tokenizer.
+        Model folders, ``.gguf`` files or hub names, loaded by :func:`.models.load_model` (no
+        model-supplied code, no pickle); they must share one tokenizer.
     prompts : list of str
         Prompts the target continues, or, with ``teacher_force=True``, texts evaluated as they are.
     out : str or Path
@@ -422,6 +448,19 @@ def record(target, draft, prompts, out, *, max_new_tokens: int = 64, temperature
         ``target`` and ``draft`` (whose names are still recorded).
     stop_after : int, optional
         Stop after writing this many new shards (for tests of resumption).
+    tokenizer : str or Path, optional
+        The tokenizer's folder, ``.gguf`` file or hub name, for model folders that do not hold it
+        (used for both models).
+    ignore_auto_map : bool
+        Opt-in: load folders whose configuration names their own code with transformers' own
+        implementation instead of refusing them (their code is never run); see :mod:`.models`.
+    batch_size : int
+        Prompts per forward pass (left padding, attention masks; :mod:`._batched`). The tokens do not
+        depend on it (each prompt has its own generator), the logits only up to float rounding.
+    chat : bool
+        Wrap each prompt in the tokenizer's chat template as a user message (instruct models).
+    categories : list of str, optional
+        A category per prompt, stored in the manifest (``categories``) for the report's tables.
 
     Returns
     -------
@@ -437,14 +476,29 @@ def record(target, draft, prompts, out, *, max_new_tokens: int = 64, temperature
         raise SpecTheoryValueError(
             f"temperature: must be > 0 for sampled generation, got {temperature}; use greedy generation instead"
         )
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise SpecTheoryValueError(f"--batch-size: must be an integer >= 1, got {batch_size!r}")
+    if categories is not None:
+        categories = [None if c is None else str(c) for c in categories]
+        if len(categories) != len(prompts):
+            raise SpecTheoryValueError(f"categories: {len(categories)} given for {len(prompts)} prompts")
     tdtype = _torch_dtype(dtype)
     dev = _resolve_device(device)
     out = Path(out)
     settings = _settings(target, draft, prompts, max_new_tokens=max_new_tokens, temperature=temperature,
                          top_k=top_k, top_p=top_p, do_sample=do_sample, teacher_force=teacher_force,
-                         seed=seed, dtype=dtype)
+                         seed=seed, dtype=dtype, chat=chat)
+    if categories is not None and any(c is not None for c in categories):
+        settings["categories_sha256"] = hashlib.sha256(json.dumps(categories).encode()).hexdigest()
+    else:
+        categories = None
     if out.exists() and not out.is_dir():
         raise SpecTheoryValueError(f"--out: not a folder: {out}")
+    if models is None:  # a mistyped local path fails before anything is written
+        resolve_source(target, "--target")
+        resolve_source(draft, "--draft")
+        if tokenizer is not None:
+            resolve_source(tokenizer, "--tokenizer")
     with folder_lock(out):
         # one writer at a time: a concurrent record() of the same folder waits, then finds the shards
         # done; the temporary files of a writer that was killed are removed (no live writer owns them)
@@ -452,11 +506,13 @@ def record(target, draft, prompts, out, *, max_new_tokens: int = 64, temperature
         return _record_locked(target, draft, prompts, out, settings, tdtype, dev, max_new_tokens=max_new_tokens,
                               temperature=temperature, top_k=top_k, top_p=top_p, do_sample=do_sample,
                               teacher_force=teacher_force, seed=seed, dtype=dtype, progress=progress, models=models,
-                              stop_after=stop_after)
+                              stop_after=stop_after, tokenizer=tokenizer,
+                              ignore_auto_map=ignore_auto_map, batch_size=batch_size, chat=chat, categories=categories)
 
 
 def _record_locked(target, draft, prompts, out, settings, tdtype, dev, *, max_new_tokens, temperature, top_k, top_p,
-                   do_sample, teacher_force, seed, dtype, progress, models, stop_after) -> Recording:
+                   do_sample, teacher_force, seed, dtype, progress, models, stop_after, tokenizer=None, ignore_auto_map=False,
+                   batch_size=1, chat=False, categories=None) -> Recording:
     import torch
 
     mpath = out / MANIFEST
@@ -477,9 +533,12 @@ def _record_locked(target, draft, prompts, out, settings, tdtype, dev, *, max_ne
         tm.to(dev).eval()
         dm.to(dev).eval()
     else:
-        tm, tok = load_model(target, "--target", dtype, dev)
-        dm, tok_d = load_model(draft, "--draft", dtype, dev)
+        opts = {"tokenizer": tokenizer, "ignore_auto_map": ignore_auto_map}
+        tm, tok = load_model(target, "--target", dtype, dev, **opts)
+        dm, tok_d = load_model(draft, "--draft", dtype, dev, **opts)
         check_same_tokenizer(tok, tok_d)
+    if chat and not getattr(tok, "chat_template", None):  # before anything is written
+        raise SpecTheoryValueError("--chat: the tokenizer has no chat template (not an instruct model?)")
     V = int(min(tm.get_output_embeddings().weight.shape[0], dm.get_output_embeddings().weight.shape[0]))
     Vt = tm.get_output_embeddings().weight.shape[0]
     Vd = dm.get_output_embeddings().weight.shape[0]
@@ -500,6 +559,8 @@ def _record_locked(target, draft, prompts, out, settings, tdtype, dev, *, max_ne
             "prompts": list(prompts),
             "shards": [],
         }
+        if categories is not None:
+            manifest["categories"] = list(categories)
         write_json_atomic(mpath, manifest)
     done = {s["prompt"] for s in manifest["shards"]}
     todo = [i for i in range(len(prompts)) if i not in done]
@@ -508,39 +569,57 @@ def _record_locked(target, draft, prompts, out, settings, tdtype, dev, *, max_ne
 
     written = 0
     bar = tqdm(total=len(prompts), initial=len(done), desc="record", unit="prompt", disable=not progress)
-    for i in todo:
-        ids = tok(prompts[i], return_tensors="pt")["input_ids"].to(dev)
-        if ids.shape[1] == 0:
-            raise SpecTheoryValueError(f"prompts: prompt {i} tokenizes to nothing")
-        with torch.no_grad():
-            if teacher_force:
-                seq = ids
-                start = 1
-            else:
-                torch.manual_seed(int(seed) + i)
-                gen_kwargs = dict(max_new_tokens=int(max_new_tokens), do_sample=bool(do_sample),
-                                  attention_mask=torch.ones_like(ids), pad_token_id=tok.pad_token_id or tok.eos_token_id)
-                if do_sample:
-                    gen_kwargs.update(temperature=float(temperature), top_k=top_k if top_k is not None else 0,
-                                      top_p=top_p if top_p is not None else 1.0)
-                seq = tm.generate(ids, **gen_kwargs)
-                start = ids.shape[1]
-            if seq.shape[1] <= start:
-                raise SpecTheoryValueError(f"prompts: prompt {i} gives no position to record (text of one token?)")
-            lt = tm(seq).logits[0, start - 1 : -1, :V].to(tdtype).contiguous().cpu()
-            ld = dm(seq).logits[0, start - 1 : -1, :V].to(tdtype).contiguous().cpu()
-        nxt = seq[0, start:].to(torch.int64).contiguous().cpu()
-        name = f"shard-{i:05d}.safetensors"
-        with atomic_path(out / name) as tmp:
-            save_file({"target": lt, "draft": ld, "tokens": nxt}, tmp)
-        manifest["shards"].append(
-            {"prompt": i, "file": name, "positions": int(lt.shape[0]), "sha256": _sha256(out / name)}
-        )
-        manifest["shards"].sort(key=lambda s: s["prompt"])
-        write_json_atomic(mpath, manifest)
-        bar.update(1)
-        written += 1
-        if stop_after is not None and written >= stop_after:
-            break
+    gen = dict(max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p,
+               do_sample=do_sample, teacher_force=teacher_force, seed=seed, chat=chat)
+    if stop_after is not None:
+        todo = todo[: int(stop_after)]
+    for b in range(0, len(todo), int(batch_size)):
+        batch = todo[b : b + int(batch_size)]
+        for i, lt, ld, nxt in _record_batch(tm, dm, tok, prompts, batch, V, tdtype, dev, gen):
+            name = f"shard-{i:05d}.safetensors"
+            with atomic_path(out / name) as tmp:
+                save_file({"target": lt, "draft": ld, "tokens": nxt}, tmp)
+            manifest["shards"].append(
+                {"prompt": i, "file": name, "positions": int(lt.shape[0]), "sha256": _sha256(out / name)}
+            )
+            manifest["shards"].sort(key=lambda s: s["prompt"])
+            write_json_atomic(mpath, manifest)
+            bar.update(1)
+            written += 1
     bar.close()
     return load_recording(out)
+
+
+def _record_batch(tm, dm, tok, prompts, batch, V, tdtype, dev, gen):
+    """Yield ``(prompt index, target logits, draft logits, next tokens)`` for a batch of prompts:
+    one generation call and one forward pass per model for the whole batch (:mod:`._batched`)."""
+    import torch
+
+    from . import _batched
+
+    pad_id = tok.pad_token_id if tok.pad_token_id is not None else (tok.eos_token_id or 0)
+    eos = tm.generation_config.eos_token_id if tm.generation_config.eos_token_id is not None else tok.eos_token_id
+    eos_ids = [] if eos is None else ([int(eos)] if isinstance(eos, int) else [int(e) for e in eos])
+    ids = []
+    for i in batch:
+        x = _batched.prompt_ids(tok, prompts[i], gen["chat"])
+        if not x:
+            raise SpecTheoryValueError(f"prompts: prompt {i} tokenizes to nothing")
+        ids.append(x)
+    with torch.no_grad():
+        if gen["teacher_force"]:
+            seqs, starts = ids, [1] * len(ids)
+        else:
+            conts = _batched.generate(tm, ids, [int(gen["seed"]) + i for i in batch],
+                                      max_new_tokens=gen["max_new_tokens"], do_sample=gen["do_sample"],
+                                      temperature=gen["temperature"], top_k=gen["top_k"], top_p=gen["top_p"],
+                                      pad_id=pad_id, eos_ids=eos_ids, device=dev)
+            seqs = [x + c for x, c in zip(ids, conts)]
+            starts = [len(x) for x in ids]
+        for i, sq, st in zip(batch, seqs, starts):
+            if len(sq) <= st:
+                raise SpecTheoryValueError(f"prompts: prompt {i} gives no position to record (text of one token?)")
+        lts = _batched.forward_logits(tm, seqs, starts, V, tdtype, pad_id, dev)
+        lds = _batched.forward_logits(dm, seqs, starts, V, tdtype, pad_id, dev)
+    for i, sq, st, lt, ld in zip(batch, seqs, starts, lts, lds):
+        yield i, lt, ld, torch.as_tensor(sq[st:], dtype=torch.int64)

@@ -8,13 +8,12 @@ q = draft, REFERENCE §2), :func:`replay` applies temperature / top-k / top-p to
 column                              value
 ==================================  ===============================================================
 ``bound/iid/n=N``                   α*_iid = min(1, min_k [P(H_k) + 1 − Q(H_k)^N]) over the sorted
-                                    prefixes H_k (p/q ascending, q = 0 last) — torch, exact
+                                    prefixes H_k (p/q ascending, q = 0 last), exact
 ``bound/without_replacement/n=N``   α* for drafts without replacement: the sorted-prefix dual with
-                                    the exponential-race quadrature (checked, not proved) — the
-                                    batched numba ``solvers.prefix_dual`` on CPU in float64
-``bound/greedy/n=N``                p(T) + Σ_{x∉T} min(p, q'), T the N − 1 most likely draft tokens —
-                                    torch, exact
-``bound/hub/n=2``                   min(1, p(a) + Σ_{x≠a} min(p, q/(1 − q(a)))) — torch, exact
+                                    the exponential-race quadrature (prefix property proved)
+``bound/greedy/n=N``                p(T) + Σ_{x∉T} min(p, q'), T the N − 1 most likely draft tokens
+``bound/hub/n=2``                   min(1, p(a) + Σ_{x≠a} min(p, q/(1 − q(a))))
+``bound/topk/n=N``                  p(T), T the N most likely draft tokens (on request)
 ``verifier/sd/n=1``                 Σ min(p, q) — torch, exact
 ``verifier/rrs/n=N``                1 − Π_{i≤N} (1 − Σ min(R_i, q)) — torch, exact
 ``verifier/kseq/n=N``               1 − (1 − β(ρ*))^N, ρ* by batched bisection — torch, exact
@@ -25,6 +24,10 @@ column                              value
                                     sampled rejection histories — torch
 ``stderr/rrs_wor/n=N``              its standard error (0 where exact)
 ==================================  ===============================================================
+
+All bound columns come from :func:`spectheory.solvers.bounds.bound_rows`, the package's one
+implementation of each bound, every n in one pass, in float64 (numba on the CPU for iid without a
+shared sort and for without_replacement).
 
 Columns appear only where they are defined: ``sd`` and nothing else at n = 1 for sd, ``spechub`` and
 ``hub`` only at n = 2. Distinct-draft schemes (without replacement, greedy, and rrs_wor) draw
@@ -37,8 +40,11 @@ rounding, ~1e-13 at V = 152k). In float32 the torch columns agree with it to abo
 at V = 4096 and 152k; the tests use 1e-5); the without-replacement bound is always computed in
 float64.
 
-The rrs_wor estimate for n > 2 differs from the NumPy path's (which is exact by recursion for small
-supports and a numba estimate with its own random numbers otherwise); both are unbiased. After
+The rrs_wor column is the one implementation every entry point calls
+(:func:`spectheory.verifiers.batched.rrs_wor`): exact (closed form, or the recursion over rejection
+histories where their number is small), otherwise the keyed Rao–Blackwellised estimate, the same
+number as ``st.verifier("rrs_wor", seed=seed).acceptance`` on the same probabilities with the row
+index as position (``tests/test_batched_verifiers.py``). After
 rejections of x_1..x_j, recursive rejection without replacement has residual R = (p − θq)+/Z(θ)
 and draft law D = q/m off the rejected tokens (θ' = θ + Z(θ)/m after each rejection), so a step
 costs O(log V) per sampled history. The uniforms are a hash of (``seed``, position, history, step):
@@ -78,7 +84,9 @@ import numpy as np
 
 from spectheory._validation import SpecTheoryValueError, check_int, check_n
 
-SAMPLINGS = ("iid", "without_replacement", "greedy", "hub")
+SAMPLINGS = ("iid", "without_replacement", "greedy", "hub", "topk")
+#: Schemes reported by default (``topk`` on request).
+DEFAULT_SAMPLINGS = ("iid", "without_replacement", "greedy", "hub")
 VERIFIERS = ("sd", "rrs", "kseq", "spechub", "greedy", "rrs_wor")
 DEFAULT_N = tuple(range(1, 9))
 #: Default number of sampled rejection histories per position for the rrs_wor estimate (n > 2).
@@ -92,11 +100,12 @@ MAX_RRS_WOR_PATHS = 1 << 16
 CHUNK_ENTRIES = 1 << 22
 
 _METHODS = {
-    "bound/iid": "sorted-prefix dual, torch (exact)",
+    "bound/iid": "sorted-prefix dual (spectheory.solvers.bounds, exact)",
     "bound/without_replacement": "sorted-prefix dual with exponential-race quadrature, numba on CPU float64 "
-    "(spectheory.solvers.prefix_dual; prefix property checked, not proved)",
-    "bound/greedy": "closed form, torch (exact)",
-    "bound/hub": "closed form, torch (exact)",
+    "(spectheory.solvers.bounds; prefix property proved)",
+    "bound/greedy": "closed form (spectheory.solvers.bounds, exact)",
+    "bound/hub": "closed form (spectheory.solvers.bounds, exact)",
+    "bound/topk": "closed form p(top-n draft tokens) (spectheory.solvers.bounds, exact)",
     "verifier/sd": "closed form, torch (exact)",
     "verifier/rrs": "closed form, torch (exact)",
     "verifier/kseq": "bisection for rho*, torch (exact)",
@@ -375,28 +384,35 @@ def replay_chunk(target_logits, draft_logits, positions, settings: dict) -> dict
     q = tb.probs_from_logits(draft_logits.to(dtype), temp, top_k, top_p)
     out: dict[str, torch.Tensor | np.ndarray] = {}
 
-    need_sort = bool(set(samplings) & {"iid", "greedy"} or set(verifiers) & {"rrs", "kseq", "greedy", "rrs_wor"})
+    from spectheory.solvers.bounds import bound_rows
+
+    need_sort = bool(set(verifiers) & {"rrs", "kseq", "rrs_wor"})
     sr = bt.sort_by_ratio(p, q) if need_sort else None
-    greedy = tb.greedy_bound(p, q, sr, ns) if ("greedy" in samplings or "greedy" in verifiers) else None
+    nl = list(ns)
+    # the bounds are computed in float64 on rows renormalised there (float32 / bf16 input)
+    p64, q64 = p.to(torch.float64), q.to(torch.float64)
+    if dtype != torch.float64:
+        p64, q64 = p64 / p64.sum(dim=1, keepdim=True), q64 / q64.sum(dim=1, keepdim=True)
+    greedy = None
+    if "greedy" in samplings or "greedy" in verifiers:
+        g = bound_rows(p64, q64, nl, "greedy")
+        greedy = {n: g[:, j] for j, n in enumerate(nl)}
 
     for s in samplings:
-        if s == "iid":
-            for n, v in tb.iid_bound(sr, ns).items():
-                out[f"bound/iid/n={n}"] = v
-        elif s == "without_replacement":
-            from spectheory.solvers.sorted_prefix import prefix_dual
-
-            P = p.to(device="cpu", dtype=torch.float64).numpy()
-            Q = q.to(device="cpu", dtype=torch.float64).numpy()
-            P = np.ascontiguousarray(P / P.sum(axis=1, keepdims=True))
-            Q = np.ascontiguousarray(Q / Q.sum(axis=1, keepdims=True))
-            for n in ns:
-                out[f"bound/without_replacement/n={n}"] = np.clip(prefix_dual(P, Q, n, "without_replacement"), 0.0, 1.0)
-        elif s == "greedy":
+        if s == "greedy":
             for n in ns:
                 out[f"bound/greedy/n={n}"] = greedy[n]
-        elif s == "hub" and 2 in ns:
-            out["bound/hub/n=2"] = tb.hub_bound(p, q)
+            continue
+        if s == "hub":
+            if 2 not in ns:
+                continue
+            use = [2]
+        else:
+            use = nl
+        # one pass for every n (the i.i.d. bound reuses the verifiers' ratio sort when there is one)
+        vals = bound_rows(p64, q64, use, s, sr=sr if (s == "iid" and sr is not None and dtype == torch.float64) else None)
+        for j, n in enumerate(use):
+            out[f"bound/{s}/n={n}"] = vals[:, j]
 
     # verifiers: the one batched implementation (spectheory.verifiers.batched)
     for v in verifiers:
@@ -435,7 +451,7 @@ def replay(
     draft_logits,
     *,
     n=DEFAULT_N,
-    samplings=SAMPLINGS,
+    samplings=DEFAULT_SAMPLINGS,
     verifiers=VERIFIERS,
     temperature: float = 1.0,
     top_k: int | None = None,
@@ -461,8 +477,9 @@ def replay(
         float16, float32, float64) on any device. ``-inf`` masks a token; NaN and +inf are errors.
     n : int or iterable of int, default 1..8
         Draft counts, each at most ``MAX_N`` (1024).
-    samplings : iterable of {"iid", "without_replacement", "greedy", "hub"}
-        Draft schemes whose optimal acceptance is reported (``hub`` at n = 2 only).
+    samplings : iterable of {"iid", "without_replacement", "greedy", "hub", "topk"}
+        Draft schemes whose optimal acceptance is reported (``hub`` at n = 2 only); default all but
+        ``topk``.
     verifiers : iterable of {"sd", "rrs", "kseq", "spechub", "greedy", "rrs_wor"}
         Verifiers whose exact acceptance (rrs_wor at n > 2: an estimate) is reported; ``sd`` at n = 1
         and ``spechub`` at n = 2 only.

@@ -124,7 +124,7 @@ def replay_recording(rec, *, n, temperature=1.0, top_k=None, top_p=None, device=
     """
     from spectheory import __version__
 
-    from .replay import SAMPLINGS, VERIFIERS, column_names, replay, ReplayResult
+    from .replay import DEFAULT_SAMPLINGS, VERIFIERS, column_names, replay, ReplayResult
 
     ns = list(n)
     settings = None
@@ -134,7 +134,7 @@ def replay_recording(rec, *, n, temperature=1.0, top_k=None, top_p=None, device=
         settings = {"n": ns, "temperature": temperature, "top_k": top_k, "top_p": top_p, "seed": seed,
                     "recording": [s["sha256"] for s in rec.shards], "version": __version__}
         tag = _settings_key(settings)
-        columns = ["position"] + column_names(sorted(set(ns)), SAMPLINGS, VERIFIERS)
+        columns = ["position"] + column_names(sorted(set(ns)), DEFAULT_SAMPLINGS, VERIFIERS)
     results = []
     first = 0
     for i, s in enumerate(progress_iter(rec.shards, desc="replay", unit="shard", enabled=progress)):
@@ -455,7 +455,7 @@ def _settings_slug(processing: dict) -> str:
 
 
 def generation_for(rec_dir, target_name, draft_name, prompts, *, max_new_tokens, temperature, top_k, top_p,
-                   seed) -> dict:
+                   seed, chat=False) -> dict:
     """The generation settings a report uses for its recording folder ``rec_dir``.
 
     A recording already there for the same pair, prompts, length, seed and dtype keeps its own
@@ -465,13 +465,14 @@ def generation_for(rec_dir, target_name, draft_name, prompts, *, max_new_tokens,
 
     want = _settings(target_name, draft_name, prompts, max_new_tokens=max_new_tokens,
                      temperature=temperature, top_k=top_k, top_p=top_p, do_sample=temperature > 0,
-                     teacher_force=False, seed=seed, dtype="float32")
+                     teacher_force=False, seed=seed, dtype="float32", chat=chat)
     try:
         have = json.loads((Path(rec_dir) / MANIFEST).read_text(encoding="utf-8"))["settings"]
         ident = ("target", "draft", "prompts_sha256", "dtype")
         hg = have["generation"]
         if all(have[k] == want[k] for k in ident) and all(
-                hg[k] == want["generation"][k] for k in ("max_new_tokens", "teacher_force", "seed")):
+                hg.get(k) == want["generation"][k] for k in ("max_new_tokens", "teacher_force", "seed", "chat",
+                                                              "sampler")):
             return dict(hg, _settings=have)
     except (OSError, ValueError, KeyError, TypeError):  # no recording yet, or damaged: record() decides
         pass
@@ -496,7 +497,8 @@ def _complete_recording(rec_dir, gen: dict):
 def report(out="report", *, target=None, draft=None, prompts=None, max_new_tokens: int = 48, n_max: int = 8,
            temperature: float = 1.0, top_k=None, top_p=None, seed: int = 0, device: str = "auto",
            max_prompts=None, c_draft_ratios=(0.05, 0.1, 0.2, 0.4), max_k: int = 16,
-           progress: bool = False, categories=None) -> ReportResult:
+           progress: bool = False, categories=None, tokenizer=None, ignore_auto_map: bool = False,
+           models=None, batch_size: int = 1, chat: bool = False) -> ReportResult:
     """Record, replay and summarise a model pair (the shipped reference pair by default).
 
     Parameters
@@ -531,7 +533,17 @@ def report(out="report", *, target=None, draft=None, prompts=None, max_new_token
         Show progress on stderr: a bar on a terminal, log lines otherwise.
     categories : list of str, optional
         A category per prompt (after ``max_prompts``); summary.md and summary.json then carry a
-        table per category (used when the recording's manifest has none).
+        table per category (stored in the recording's manifest when it is made).
+    tokenizer : str or Path, optional
+        The tokenizer's source for model folders that do not hold it.
+    ignore_auto_map : bool
+        Opt-in to load folders naming their own code with transformers' implementation (their code
+        is never run); see :func:`spectheory.simulations.models.load_model`.
+    models : tuple, optional
+        Already loaded ``(target_model, draft_model, tokenizer)``; ``target`` and ``draft`` are then
+        only their names (used by the named real pairs, whose drafts are built in memory).
+    batch_size, chat
+        Prompts per forward pass, and the chat template, for the recording (:func:`.record.record`).
 
     Returns
     -------
@@ -554,6 +566,13 @@ def report(out="report", *, target=None, draft=None, prompts=None, max_new_token
     from .replay import _check_device
 
     _check_device(device)  # before any model is loaded or folder created
+    if models is None and target is not None:  # a mistyped local path fails before anything is written
+        from .models import resolve_source
+
+        resolve_source(target, "--target")
+        resolve_source(draft, "--draft")
+        if tokenizer is not None:
+            resolve_source(tokenizer, "--tokenizer")
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise SpecTheoryValueError(f"--out: not a folder: {out}")
@@ -566,7 +585,8 @@ def report(out="report", *, target=None, draft=None, prompts=None, max_new_token
 def _report_locked(out, *, target=None, draft=None, prompts=None, max_new_tokens: int = 48, n_max: int = 8,
            temperature: float = 1.0, top_k=None, top_p=None, seed: int = 0, device: str = "auto",
            max_prompts=None, c_draft_ratios=(0.05, 0.1, 0.2, 0.4), max_k: int = 16,
-           progress: bool = False, categories=None) -> ReportResult:
+           progress: bool = False, categories=None, tokenizer=None, ignore_auto_map: bool = False,
+           models=None, batch_size: int = 1, chat: bool = False) -> ReportResult:
     """The body of :func:`report`, run while holding its folder's lock."""
     from .record import load_recording, record
 
@@ -574,7 +594,7 @@ def _report_locked(out, *, target=None, draft=None, prompts=None, max_new_tokens
     ns = list(range(1, int(n_max) + 1))
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    if target is None:
+    if target is None and models is None:
         target_name, draft_name = f"{REFERENCE_NAME}/target", f"{REFERENCE_NAME}/draft"
     else:
         target_name, draft_name = str(target), str(draft)
@@ -590,17 +610,18 @@ def _report_locked(out, *, target=None, draft=None, prompts=None, max_new_tokens
     if categories is not None and len(categories) != len(prompts):
         raise SpecTheoryValueError(f"categories: {len(categories)} given for {len(prompts)} prompts")
     gen = generation_for(out / "recording", target_name, draft_name, prompts, max_new_tokens=max_new_tokens,
-                         temperature=temperature, top_k=top_k, top_p=top_p, seed=seed)
+                         temperature=temperature, top_k=top_k, top_p=top_p, seed=seed, chat=chat)
     rec = _complete_recording(out / "recording", gen)
     if rec is None:  # record (or resume): only now are the models loaded
-        models = None
-        if target is None:
+        if target is None and models is None:
             from .reference import load_reference_pair
 
             models = load_reference_pair()
         record(target_name if models else target, draft_name if models else draft, prompts, out / "recording",
                max_new_tokens=max_new_tokens, temperature=gen["temperature"], top_k=gen["top_k"], top_p=gen["top_p"],
-               do_sample=gen["do_sample"], seed=seed, device=device, progress=progress, models=models)
+               do_sample=gen["do_sample"], seed=seed, device=device, progress=progress, models=models,
+               tokenizer=tokenizer, ignore_auto_map=ignore_auto_map, batch_size=batch_size, chat=chat,
+               categories=categories)
         rec = load_recording(out / "recording")
     t_record = time.perf_counter() - t0
     processing = {"temperature": float(temperature), "top_k": None if top_k is None else int(top_k),
@@ -646,7 +667,7 @@ def _report_locked(out, *, target=None, draft=None, prompts=None, max_new_tokens
     iv = _intervals(cols, groups, seed)
     by_category = {}
     if cats_by_prompt is not None:
-        pos_cat = np.asarray([str(cats_by_prompt[g]) for g in groups])
+        pos_cat = np.asarray(["(none)" if cats_by_prompt[g] is None else str(cats_by_prompt[g]) for g in groups])
         heads = _headline_keys(ns)
         for cat in sorted(set(pos_cat.tolist())):
             m = pos_cat == cat

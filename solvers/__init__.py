@@ -2,8 +2,8 @@
 
 * :func:`transport_lp` — the SpecTr optimal-transport LP (HiGHS or cvxpy), ground truth for small V.
 * :func:`subset_dual_brute` — the subset (min-cut) dual by enumeration of all 2^V subsets, any scheme.
-* :func:`prefix_dual` — the sorted-prefix algorithm (iid, without_replacement), any V, batched.
-* :func:`greedy_bound`, :func:`hub_bound` — closed forms for greedy drafting and the SpecHub joint.
+* :func:`bound_rows` — the one batched engine of every scheme's bound (iid, without_replacement,
+  greedy, hub, topk), NumPy or torch rows, every n in one pass (:mod:`.bounds`).
 * :func:`canonical_selection` — Khisti et al.'s selection LP (canonical optimal verifier), cvxpy.
 * :func:`optimal_selection_law`, :func:`priority_mixture`, :func:`priority_selector` — an optimal
   selection law in closed form and a random priority order inducing it (no LP).
@@ -15,8 +15,7 @@
 
 from .canonical import MAX_SELECTION_VARIABLES, CanonicalResult, canonical_selection
 from .brute_dual import MAX_BRUTE_V, SubsetDualResult, containment_table, subset_dual_brute
-from .closed_forms import greedy_bound, hub_bound
-from .sorted_prefix import prefix_dual, prefix_dual_numpy
+from .bounds import bound_rows
 from .transport import MAX_LP_VARIABLES, TransportLPResult, transport_lp
 from .exponential_race import wor_containment, wor_containment_prefixes
 from .optimal import optimal_acceptance
@@ -46,14 +45,11 @@ __all__ = [
     "priority_selector",
     "SubsetDualResult",
     "TransportLPResult",
-    "greedy_bound",
     "best_tree",
     "best_tree_budget",
-    "hub_bound",
     "mdp",
     "optimal_acceptance",
-    "prefix_dual",
-    "prefix_dual_numpy",
+    "bound_rows",
     "subset_dual_brute",
     "transport_lp",
     "tree_dp",

@@ -85,12 +85,44 @@ def subset_dual_brute(p, q, n: int, sampling: str = "iid") -> SubsetDualResult:
     return SubsetDualResult(float(min(1.0, values[best])), subset, float(C[best]))
 
 
+def _wor_containment_table(q: np.ndarray, k: int, V: int) -> np.ndarray:
+    """C(H) for k draws without replacement (successive sampling), every H, in O(V·2^V).
+
+    S(M) = P(the first |M| draws are the tokens of M, in any order) satisfies S(∅) = 1 and
+    S(M + x) = Σ_{x ∈ M+x} S(M)·q(x)/q(Ω ∖ M) (the last of the |M| + 1 draws is x); then C(H) =
+    Σ_{M ⊆ H, |M| = k} S(M), a subset-sum transform of S restricted to size k. The remaining mass
+    q(Ω ∖ M) is a sum of non-negative terms (no cancellation when one draft carries almost all of
+    q). The tests compare it with the exact tuple law."""
+    masks = np.arange(1 << V, dtype=np.int64)
+    size = np.zeros(1 << V, dtype=np.int64)
+    for i in range(V):
+        size += (masks >> i) & 1
+    Q1 = np.zeros(1 << V)
+    Q1[np.left_shift(1, np.arange(V))] = q
+    mass = _subset_sums(Q1, V)
+    rest = mass[((1 << V) - 1) ^ masks]  # q(Ω ∖ M)
+    S = np.zeros(1 << V)
+    S[0] = 1.0
+    for j in range(k):
+        layer = masks[(size == j) & (S > 0)]
+        if layer.size == 0:
+            break
+        for x in np.flatnonzero(q > 0):
+            bit = np.int64(1) << np.int64(x)
+            free = layer[(layer & bit) == 0]
+            np.add.at(S, free | bit, S[free] * q[x] / rest[free])
+    S[size != k] = 0.0
+    return _subset_sums(S, V)
+
+
 def containment_table(q, n: int, sampling: str = "iid") -> np.ndarray:
     """C(H) = Q(every draft in H) for all 2^V subsets H at once, indexed by bitmask (bit i = token i).
 
     Each draft tuple of the scheme's exact tuple law puts its probability on the bitmask of its
     tokens, and a subset-sum (zeta) transform accumulates C(H) = Σ_{mask ⊆ H} Q(mask); for
-    independent drafters C(H) = Π_i q_i(H), one transform per drafter. ``q`` is validated by the
+    independent drafters C(H) = Π_i q_i(H), one transform per drafter; for i.i.d. drafts
+    C(H) = q(H)^n; for drafts without replacement a dynamic programme over the sets of the first
+    draws (O(V·2^V), no enumeration of the V!/(V−n)! ordered tuples). ``q`` is validated by the
     caller (shape (V,), or (n, V) for ``sampling="independent"``); V ≤ :data:`MAX_BRUTE_V`.
     """
     scheme = get_scheme(sampling)
@@ -109,6 +141,12 @@ def containment_table(q, n: int, sampling: str = "iid") -> np.ndarray:
             Qi[singletons] = q[i]
             C *= _subset_sums(Qi, V)
         return C
+    if sampling == "iid":  # C(H) = q(H)^n, no tuple law (V^n tuples)
+        Q1 = np.zeros(1 << V)
+        Q1[singletons] = q
+        return np.minimum(_subset_sums(Q1, V), 1.0) ** n
+    if sampling == "without_replacement":
+        return _wor_containment_table(q, scheme.effective_n(q, n), V)
     law = scheme.tuple_law(q, n)
     masks = np.bitwise_or.reduce(np.left_shift(np.int64(1), law.tuples), axis=1)
     C = np.zeros(1 << V)

@@ -131,6 +131,37 @@ def containment_from_state(state: np.ndarray, t: np.ndarray, lam: np.ndarray, s:
 
 
 @njit(cache=True)
+def containments_from_state(state: np.ndarray, t: np.ndarray, lam: np.ndarray, s: float, ks, res) -> None:
+    """res[j] = C for k = ks[j] drafts (ascending, each ≤ the state's rows) where res[j] ≥ 0 on entry,
+    from one state truncated at max(ks): P(N ≥ k) = 1 − Σ_{c<k} P(N = c) (the truncation of the
+    Poisson-binomial law at max(ks) leaves every lower count exact)."""
+    nk = ks.shape[0]
+    m = state.shape[1]
+    want = np.zeros(nk)
+    kmax = 0
+    for h in range(nk):
+        if res[h] >= 0.0:
+            kmax = ks[h]
+        want[h] = res[h]
+        res[h] = 0.0
+    for j in range(m):
+        st = scaled_time(s, t, lam, j)
+        if st > 745.0:
+            break
+        w = st * math.exp(-st)
+        below = 0.0
+        h = 0
+        for c in range(kmax):
+            below += state[c, j]
+            while h < nk and ks[h] == c + 1:
+                if want[h] >= 0.0:
+                    res[h] += w * (1.0 - below)
+                h += 1
+    for h in range(nk):
+        res[h] = H_STEP * res[h] if want[h] >= 0.0 else -1.0
+
+
+@njit(cache=True)
 def _prefix_containments(q_ordered: np.ndarray, suffix: np.ndarray, k: int) -> np.ndarray:
     V = q_ordered.shape[0]
     s_min = 1.0

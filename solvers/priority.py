@@ -1,5 +1,7 @@
 """Optimal verifiers built from priority rules: an optimal selection law r* and a sampler inducing it.
 
+The mathematics and the proofs are on the theory page :doc:`/theory/priority`.
+
 Khisti et al.'s canonical decomposition (arXiv 2410.18234) turns any lossless multi-draft verifier into
 (1) a selection rule picking one draft, inducing a law r on Ω, then (2) single-draft speculative sampling
 from r to p, with acceptance Σ min(p, r). With F(A) = P(some draft ∈ A) = 1 − C(Ω ∖ A) (C the containment
@@ -25,8 +27,9 @@ above every token of H*.
       r*(x) = min(p(x), c_U q(x))  on U,        r*(x) = max(p(x), c_H q(x))  on H*,
 
   with the levels c_U, c_H fixed by r*(U) = F(U) and r*(H*) = C(H*). *Proof* (for every scheme whose C
-  depends on the token masses alone and satisfies Lemmas A and B of the sorted-prefix theorem, see
-  :doc:`/theory/optimal_acceptance`): r* ∈ B(F|U) iff min over H ⊇ H* of r*(H) − C(H) is attained at H*; by the
+  depends on the token masses alone and satisfies Lemmas A and B of the sorted-prefix theorem,
+  :doc:`/theory/wor_prefix_proof`; written out in :doc:`/theory/priority`): r* ∈ B(F|U) iff min over
+  H ⊇ H* of r*(H) − C(H) is attained at H*; by the
   constrained exchange argument (Lemma C holds with a fixed set G) a minimiser is H* plus a prefix of
   U in the order of r*/q = min(p/q, c_U), plus any part of a tie class; along any chain through a tie
   class the increments of C per unit of mass grow (Lemma C), so the part of a tie class is all or

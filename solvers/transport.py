@@ -13,7 +13,7 @@ Tokens with p(y) = 0 carry no variables (their column of π is fixed at 0).
 
 The LP has T × |supp p| variables, T the number of tuples (V^n for i.i.d. drafts): V^(n+1) in the
 worst case. It is the slow, independent ground truth against which the subset (min-cut) dual
-(:func:`~spectheory.solvers.subset_dual_brute`, :func:`~spectheory.solvers.prefix_dual`) is checked;
+(:func:`~spectheory.solvers.subset_dual_brute`, :func:`~spectheory.solvers.bound_rows`) is checked;
 use ``st.optimal_acceptance(..., method="dual")`` for real vocabularies.
 """
 
@@ -101,6 +101,8 @@ def _tuple_count(scheme, q: np.ndarray, n: int) -> int:
         return m - (k - 1)
     if scheme.name == "hub":
         return 1 if k == 1 else 2 * (m - 1)
+    if scheme.name == "topk":
+        return 1
     raise SpecTheoryValueError(f"sampling: the transport LP does not know scheme {scheme.name!r}")  # pragma: no cover
 
 

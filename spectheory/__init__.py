@@ -9,12 +9,14 @@ Notation follows REFERENCE.md: ``p`` is always the target distribution, ``q`` al
 
 from ._validation import SUM_RTOL, SpecTheoryValueError
 from .logits import from_logits
+from .topk_io import TopKLogprobs, read_topk
 from .schemes import SCHEMES, DraftScheme, TupleLaw, get_scheme
 
 # The solvers subpackage depends on the core above; importing it last keeps the dependency
 # direction (simulations -> solvers -> core) while exposing the public entry points here.
 from . import solvers  # noqa: E402
 from .solvers.optimal import optimal_acceptance  # noqa: E402
+from .solvers.intervals import AcceptanceInterval, optimal_acceptance_interval  # noqa: E402
 from . import verifiers  # noqa: E402
 from .verifiers import acceptance, verifier  # noqa: E402
 from .compare import compare  # noqa: E402
@@ -24,7 +26,9 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AuditResult",
+    "AcceptanceInterval",
     "SUM_RTOL",
+    "TopKLogprobs",
     "SCHEMES",
     "DraftScheme",
     "SpecTheoryValueError",
@@ -35,6 +39,8 @@ __all__ = [
     "from_logits",
     "get_scheme",
     "optimal_acceptance",
+    "optimal_acceptance_interval",
+    "read_topk",
     "solvers",
     "verifier",
     "verifiers",

@@ -27,7 +27,9 @@ How to use it
 * :meth:`Backend.to_output` turns a float64 result back into the caller's array type (a NumPy array,
   or a torch tensor on the input's device).
 * :func:`sort_by_ratio` is the shared ratio sort (p/q ascending, q = 0 last) with prefix and suffix
-  sums, used by every quantity whose formula is a sum over the sorted prefixes.
+  sums, used by every quantity whose formula is a sum over the sorted prefixes. Its keys are
+  (p · 2^-64)/q (:data:`RATIO_SCALE`, no overflow for subnormal q): search it with
+  :func:`count_at_most` / :func:`min_sum`, which take true ratios.
 
 The methods mirror NumPy names with an ``axis`` argument (``axis=-1``, the vocabulary, by default).
 """
@@ -386,7 +388,7 @@ class SortedRatios:
     relative accuracy."""
 
     order: object  # (B, V) token ids in sorted order
-    ratio: object  # (B, V) sorted p/q, +inf where q = 0
+    ratio: object  # (B, V) sorted keys (p · 2^-64)/q (:data:`RATIO_SCALE`), +inf where q = 0
     p: object  # (B, V) p in sorted order
     q: object  # (B, V)
     p_below: object  # (B, V + 1) Σ_{j<k} p_j
@@ -407,10 +409,17 @@ def suffix_sums(xp, x):
     )
 
 
+#: Ratios are compared as (p · 2^-64) / q: never +inf for q > 0 (p/q itself overflows when q is
+#: subnormal, and the false ties at +inf put tokens whose true ratios differ by many orders of magnitude
+#: in arbitrary order; that made the without-replacement bound wrong). Underflow on the other side only
+#: merges ratios below ~1e-290, whose order changes any prefix value by less than their p mass.
+RATIO_SCALE = 2.0**-64
+
+
 def ratio(xp, p, q):
-    """p/q with +inf where q = 0 (also for subnormal q: p/q overflows to +inf only when it is huge)."""
+    """The sort key (p · 2^-64)/q, +inf where q = 0 (see :data:`RATIO_SCALE`); multiply by 2^64 for p/q."""
     pos = q > 0
-    return xp.where(pos, p / xp.where(pos, q, 1.0), math.inf)
+    return xp.where(pos, (p * RATIO_SCALE) / xp.where(pos, q, 1.0), math.inf)
 
 
 def sort_by_ratio(p, q, xp=None) -> SortedRatios:
@@ -422,3 +431,16 @@ def sort_by_ratio(p, q, xp=None) -> SortedRatios:
     ps = xp.take(p, order)
     qs = xp.take(q, order)
     return SortedRatios(order, rs, ps, qs, prefix_sums(xp, ps), prefix_sums(xp, qs), suffix_sums(xp, ps), suffix_sums(xp, qs))
+
+
+def count_at_most(sr: SortedRatios, x, xp=None):
+    """#{tokens with p/q ≤ x} per row for thresholds x of shape (B, N) (true ratios, not keys)."""
+    xp = xp or get_backend(sr.ratio)
+    return xp.searchsorted(sr.ratio, x * RATIO_SCALE, side="right")
+
+
+def min_sum(sr: SortedRatios, c, xp=None):
+    """G(c) = Σ_x min(p(x), c q(x)) = Σ_{p/q ≤ c} p + c Σ_{p/q > c} q for c of shape (B, N)."""
+    xp = xp or get_backend(sr.ratio)
+    k = count_at_most(sr, c, xp)
+    return xp.take(sr.p_below, k) + c * xp.take(sr.q_above, k)

@@ -168,3 +168,54 @@ def check_single_pair(p, q, n, scheme):
             f"p and q: vocabulary sizes differ (p has V = {p.shape[0]}, q has V = {q.shape[-1]})"
         )
     return p, q, n
+
+
+def check_rows(x, name: str):
+    """Validate a probability vector or batch given as a NumPy array, list or torch tensor.
+
+    Returns ``(rows, batched)``: float64 rows (B, V) of the input's own backend (torch tensors stay
+    torch, on their device, detached; bf16 / float16 / float32 are converted to float64), each row
+    renormalised to sum to 1; the checks and messages are those of :func:`check_distribution` (the sum
+    tolerance is at least the machine epsilon of the tensor's dtype, 2^-7 for bfloat16).
+    """
+    from ._backend import get_backend
+
+    xp = get_backend(x)
+    if not xp.is_torch:
+        a = check_distribution(x, name)
+        return (a, True) if a.ndim == 2 else (a[None, :], False)
+    torch = xp.torch
+    t = x.detach()
+    if t.dtype == torch.bool or t.is_complex():
+        raise SpecTheoryValueError(f"{name}: not a numeric array (tensor of dtype {t.dtype})")
+    # the sum check allows the rounding of the input's own dtype (bf16 rows sum to 1 within ~2^-9)
+    tol = max(SUM_RTOL, float(torch.finfo(t.dtype).eps)) if t.is_floating_point() else SUM_RTOL
+    t = t.to(torch.float64)
+    if t.ndim == 0:
+        raise SpecTheoryValueError(f"{name}: expected an array of shape (V,) or (B, V), got a scalar")
+    if t.ndim > 2:
+        raise SpecTheoryValueError(f"{name}: expected shape (V,) or (B, V), got {tuple(t.shape)}")
+    if t.shape[-1] == 0 or (t.ndim == 2 and t.shape[0] == 0):
+        raise SpecTheoryValueError(f"{name}: empty array of shape {tuple(t.shape)}")
+    batched = t.ndim == 2
+    if not batched:
+        t = t[None, :]
+    bad = ~torch.isfinite(t)
+    if bool(bad.any()):
+        i = tuple(int(v) for v in torch.nonzero(bad)[0])
+        raise SpecTheoryValueError(f"{name}: contains NaN or inf (first at index {i if batched else i[1:]})")
+    neg = t < 0
+    if bool(neg.any()):
+        i = tuple(int(v) for v in torch.nonzero(neg)[0])
+        raise SpecTheoryValueError(
+            f"{name}: negative probability {float(t[i]):.3g} at index {i if batched else i[1:]}"
+        )
+    sums = t.sum(dim=-1, keepdim=True)
+    off = (sums - 1.0).abs()
+    if bool((off > tol).any()):
+        worst = float(sums.flatten()[int(torch.argmax(off.flatten()))])
+        raise SpecTheoryValueError(
+            f"{name}: does not sum to 1 (sum = {worst:.9g}; relative tolerance {tol:g}); "
+            "pass probabilities, or logits through st.from_logits"
+        )
+    return t / sums, batched

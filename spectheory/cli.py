@@ -599,6 +599,16 @@ def _add_audit(subparsers) -> None:
     p.set_defaults(func=lambda args: __import__("spectheory._cli_audit", fromlist=["run"]).run(args))
 
 
+def _add_interval(subparsers) -> None:
+    from ._cli_interval import add_arguments
+
+    p = subparsers.add_parser("interval", help="interval of the optimal acceptance from top-k log-probabilities",
+                              description="[lower, upper] of α* over every completion of the top-k log-probs a "
+                              "serving stack returns (see spectheory.optimal_acceptance_interval); mean over positions.")
+    add_arguments(p)
+    p.set_defaults(func=lambda args: __import__("spectheory._cli_interval", fromlist=["run"]).run(args))
+
+
 # --------------------------------------------------------------------------- entry point
 
 #: Subcommand builders, in the order ``--help`` lists them.
@@ -608,7 +618,16 @@ def _add_replay_commands():
     return (cli_replay.add_record, cli_replay.add_replay, cli_replay.add_report)
 
 
-_COMMANDS = (_add_bound, _add_compare, _add_simulate, _add_mdp, _add_audit, *_add_replay_commands())
+def _add_sweep(subparsers) -> None:
+    from ._cli_sweep import add_arguments
+
+    p = subparsers.add_parser("sweep", help="replay recordings over a grid of settings (in-process, processes or Dask)",
+                              description="Run the sweep a TOML config describes; resumable (tasks cached by content hash).")
+    add_arguments(p)
+    p.set_defaults(func=lambda args: __import__("spectheory._cli_sweep", fromlist=["run"]).run(args))
+
+
+_COMMANDS = (_add_bound, _add_compare, _add_simulate, _add_mdp, _add_audit, _add_interval, *_add_replay_commands(), _add_sweep)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -33,8 +33,9 @@ def add_record(subparsers) -> None:
         "safetensors shards with a JSON manifest. An interrupted recording resumes when run again with "
         "the same --out and settings.",
     )
-    p.add_argument("--target", required=True, metavar="MODEL", help="target model: local folder or hub name")
+    p.add_argument("--target", required=True, metavar="MODEL", help="target model: local folder, .gguf file or hub name")
     p.add_argument("--draft", required=True, metavar="MODEL", help="draft model sharing the target's tokenizer")
+    _model_options(p)
     p.add_argument("--prompts", required=True, metavar="FILE", help="prompts: one per line (\\n for newlines) or a .json list")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder (resumed if it holds this recording)")
     p.add_argument("--max-new-tokens", type=str, default=64, metavar="N")
@@ -46,25 +47,41 @@ def add_record(subparsers) -> None:
     p.add_argument("--seed", type=str, default=0, help="generation seed (integer >= 0)")
     p.add_argument("--dtype", default="float32", choices=("float32", "bfloat16", "float16", "float64"))
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, ...")
+    _add_batch_options(p)
     p.set_defaults(func=run_record)
+
+
+def _add_batch_options(p) -> None:
+    p.add_argument("--batch-size", type=str, default=1, metavar="B",
+                   help="prompts per forward pass (left padding; tokens do not depend on it; default 1)")
+    p.add_argument("--chat", action="store_true", help="wrap each prompt in the tokenizer's chat template (instruct models)")
+
+
+def _model_options(p) -> None:
+    p.add_argument("--tokenizer", default=None, metavar="SRC",
+                   help="tokenizer folder, .gguf file or hub name, for model folders that do not hold it")
+    p.add_argument("--ignore-auto-map", action="store_true",
+                   help="load a folder whose config names its own code (auto_map) with transformers' own "
+                   "implementation instead of refusing it; the folder's code is never run")
 
 
 def run_record(args) -> int:
     from .cli import CLIError
 
-    _ints(args, "max_new_tokens", "top_k")
+    _ints(args, "max_new_tokens", "top_k", "batch_size")
     _seed(args)
     if args.top_p is not None and not (0 < args.top_p <= 1):
         raise CLIError(f"--top-p: must lie in (0, 1], got {args.top_p:g}")
     if not args.greedy and not args.teacher_force and not (args.temperature > 0):
         raise CLIError(f"--temperature: must be > 0 for sampled generation, got {args.temperature:g}; or use --greedy")
-    from spectheory.simulations.record import read_prompts, record
+    from spectheory.simulations.record import read_prompt_file, record
 
-    prompts = read_prompts(args.prompts)
+    prompts, categories = read_prompt_file(args.prompts)
     rec = record(args.target, args.draft, prompts, args.out, max_new_tokens=args.max_new_tokens,
                  temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, do_sample=not args.greedy,
                  teacher_force=args.teacher_force, seed=args.seed, dtype=args.dtype, device=args.device,
-                 progress=True)
+                 progress=True, tokenizer=args.tokenizer, ignore_auto_map=args.ignore_auto_map,
+                 batch_size=args.batch_size, chat=args.chat, categories=categories)
     print(f"recorded {rec.positions} positions from {len(rec.shards)} prompts, V = {rec.vocab_size}, "
           f"{rec.manifest['dtype']}: {args.out}/manifest.json")
     return 0
@@ -164,13 +181,17 @@ def add_report(subparsers) -> None:
         "PNG plots (bound against n per draft scheme, each verifier's gap to its bound, per-position acceptance, "
         "optimal draft length against threshold and fixed-K policies). Resumes an interrupted run.",
     )
-    p.add_argument("--target", default=None, metavar="MODEL", help="target model folder or hub name (with --draft)")
+    p.add_argument("--target", default=None, metavar="MODEL", help="target model folder, .gguf file or hub name (with --draft)")
     p.add_argument("--draft", default=None, metavar="MODEL", help="draft model sharing the target's tokenizer")
+    p.add_argument("--pair", default=None, metavar="NAME",
+                   help="a named real pair: a pretrained target and drafts made from it (smollm2, gemma3)")
+    _model_options(p)
     p.add_argument("--prompts", default=None, metavar="FILE", help="prompts file (default: the shipped held-out prompts)")
     p.add_argument("--out", default="report", metavar="DIR", help="output folder (default report/)")
-    p.add_argument("--max-new-tokens", type=str, default=48, metavar="N")
+    p.add_argument("--max-new-tokens", type=str, default=None, metavar="N",
+                   help="tokens generated per prompt (default 48; with --pair, the pair's)")
     p.add_argument("--max-prompts", type=str, default=None, metavar="N",
-                   help="use only the first N prompts (a quick run)")
+                   help="use only the first N prompts (a quick run; with --pair default the pair's)")
     p.add_argument("--n-max", type=str, default=8, metavar="N", help="draft counts 1..N (default 8)")
     p.add_argument("--temperature", type=float, default=1.0, metavar="T",
                    help="sampling temperature (>= 0; 0: greedy limit); a new value in an existing --out replays "
@@ -179,14 +200,50 @@ def add_report(subparsers) -> None:
     p.add_argument("--top-p", type=float, default=None, metavar="P")
     p.add_argument("--seed", type=str, default=0, help="generation seed (integer >= 0)")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda")
+    _add_batch_options(p)
     p.set_defaults(func=run_report)
+
+
+def _run_pair_report(args) -> int:
+    """``report --pair NAME``: the report on a named real pair, one per draft method."""
+    from .cli import CLIError
+
+    if args.target is not None or args.draft is not None:
+        raise CLIError("--pair: give either --pair or --target and --draft, not both")
+    if args.tokenizer is not None or args.ignore_auto_map:
+        raise CLIError("--pair: --tokenizer and --ignore-auto-map apply to --target/--draft only")
+    from spectheory.simulations.pair_report import HEADLINE, pair_report
+    from spectheory.simulations.pairs import get_pair
+
+    get_pair(args.pair)
+    prompts = None
+    if args.prompts is not None:
+        from spectheory.simulations.record import read_prompts
+
+        prompts = read_prompts(args.prompts)
+    doc = pair_report(args.pair, args.out, max_prompts=args.max_prompts,
+                      max_new_tokens=None if args.max_new_tokens_default else args.max_new_tokens, n_max=args.n_max,
+                      temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, seed=args.seed,
+                      device=args.device, prompts=prompts, progress=True)
+    print(f"report: {args.out}/summary.md ({doc['target']}, {len(doc['drafts'])} drafts)")
+    for e in doc["drafts"]:
+        iv = e["intervals"] or {}
+        cells = [f"{label} {iv[k]['mean']:.4f}" if k in iv else f"{label} {e['means'].get(k, float('nan')):.4f}"
+                 for k, label in HEADLINE(args.n_max)]
+        print(f"  {e['method']}: " + ", ".join(cells))
+    return 0
 
 
 def run_report(args) -> int:
     from .cli import CLIError
 
-    _ints(args, "max_new_tokens", "max_prompts", "n_max", "top_k")
+    args.max_new_tokens_default = args.max_new_tokens is None
+    if args.max_new_tokens is None:
+        args.max_new_tokens = 48
+    _ints(args, "max_new_tokens", "max_prompts", "n_max", "top_k", "batch_size")
     _seed(args)
+    if args.pair is not None:
+        return _run_pair_report(args)
     if (args.target is None) != (args.draft is None):
         raise CLIError("--target and --draft: give both, or neither for the shipped reference pair")
     if not (args.temperature >= 0):
@@ -195,14 +252,16 @@ def run_report(args) -> int:
         raise CLIError(f"--top-p: must lie in (0, 1], got {args.top_p:g}")
     from spectheory.simulations.report import report
 
-    prompts = None
+    prompts = categories = None
     if args.prompts is not None:
-        from spectheory.simulations.record import read_prompts
+        from spectheory.simulations.record import read_prompt_file
 
-        prompts = read_prompts(args.prompts)
+        prompts, categories = read_prompt_file(args.prompts)
     res = report(args.out, target=args.target, draft=args.draft, prompts=prompts, max_new_tokens=args.max_new_tokens,
                  n_max=args.n_max, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, seed=args.seed,
-                 device=args.device, max_prompts=args.max_prompts, progress=True)
+                 device=args.device, max_prompts=args.max_prompts, progress=True, tokenizer=args.tokenizer,
+                 ignore_auto_map=args.ignore_auto_map, categories=categories, batch_size=args.batch_size,
+                 chat=args.chat)
     s = res.summary
     n = args.n_max
     iv = res.intervals or {}

@@ -19,6 +19,10 @@ Schemes
     Hu et al. (arXiv 2502.18779): the n-1 most likely tokens T of q are drafted deterministically
     (ties broken towards the lower index), the last draft is sampled from q restricted to Ω \\ T and
     renormalised (q'). C(H) = [T ⊆ H] · q'(H).
+``topk``
+    Deterministic top-n drafting (EAGLE-2/3, SGLang and vLLM argmax drafting): the drafts are the
+    n most likely tokens T of q (ties broken towards the lower index), with probability 1.
+    C(H) = [T ⊆ H], so the optimal acceptance is p(T), attained by target-only verification.
 ``hub``
     SpecHub (arXiv 2411.05289), n = 2, hub a = argmax q (lowest index on ties): X_1 ~ q; if X_1 ≠ a
     then X_2 = a, else X_2 ~ q without a. C(H) = [a ∈ H] · q(H \\ {a}) / (1 - q(a)).
@@ -222,8 +226,21 @@ class Greedy(DraftScheme):
 
     @staticmethod
     def deterministic_part(q: np.ndarray, k: int) -> np.ndarray:
-        """The k - 1 deterministic drafts: the most likely tokens of q, lower index first on ties."""
-        return np.argsort(-q, kind="stable")[: k - 1]
+        """The k - 1 deterministic drafts: the most likely tokens of q, lower index first on ties.
+
+        Equal to ``np.argsort(-q, kind="stable")[:k - 1]``, in O(V + k log k): a partition finds the
+        (k−1)-th largest mass t, every token above t is taken and the lowest-index tokens at t fill
+        the rest."""
+        m = k - 1
+        if m <= 0:
+            return np.zeros(0, dtype=np.int64)
+        if m >= q.shape[0] // 4:
+            return np.argsort(-q, kind="stable")[:m]
+        t = np.partition(q, q.shape[0] - m)[q.shape[0] - m]
+        above = np.flatnonzero(q > t)
+        cand = np.concatenate([above, np.flatnonzero(q == t)[: m - len(above)]])
+        cand.sort()
+        return cand[np.argsort(-q[cand], kind="stable")]
 
     def _split(self, q, n):
         q = self.check_q(q)
@@ -256,6 +273,36 @@ class Greedy(DraftScheme):
         if not np.all(mask[top]):
             return 0.0
         return float(q_rest[mask].sum())
+
+
+class TopK(DraftScheme):
+    name = "topk"
+    distinct = True
+
+    @staticmethod
+    def drafted(q: np.ndarray, k: int) -> np.ndarray:
+        """The k drafted tokens: the most likely tokens of q, lower index first on ties."""
+        return np.argsort(-q, kind="stable")[:k].astype(np.int64)
+
+    def sample(self, q, n, rng):
+        q = self.check_q(q)
+        _check_rng(rng)
+        return self.drafted(q, self.effective_n(q, n))
+
+    def tuple_law(self, q, n):
+        q = self.check_q(q)
+        return TupleLaw(self.drafted(q, self.effective_n(q, n))[None, :], np.ones(1))
+
+    def tuple_probability(self, q, drafts):
+        q = self.check_q(q)
+        drafts = np.asarray(drafts, dtype=np.int64)
+        k = self.effective_n(q, len(drafts))
+        return float(k == len(drafts) and np.array_equal(drafts, self.drafted(q, k)))
+
+    def containment(self, q, n, H):
+        q = self.check_q(q)
+        mask = _as_mask(H, q.shape[0])
+        return float(np.all(mask[self.drafted(q, self.effective_n(q, n))]))
 
 
 class Hub(DraftScheme):
@@ -390,7 +437,7 @@ class Independent(DraftScheme):
 
 
 SCHEMES: dict[str, DraftScheme] = {
-    s.name: s for s in (IID(), WithoutReplacement(), Greedy(), Hub(), Independent())
+    s.name: s for s in (IID(), WithoutReplacement(), Greedy(), TopK(), Hub(), Independent())
 }
 
 

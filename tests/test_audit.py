@@ -2,6 +2,7 @@
 machinery of the symbolic uniform is right, Monte Carlo agrees with the exact mode, and bad rules
 are reported, never a crash of the audit."""
 
+import itertools
 import math
 
 import numpy as np
@@ -222,6 +223,12 @@ def test_broken_block_verification_is_caught():
 
     r = st.audit(block_no_min, sampling="chain", n=2, **SEARCH)
     assert not r.lossless
+    # the block-verification paper's V = 2 example: optimum 20/9 expected tokens; the unclipped
+    # weights accept more than that, which no lossless rule can
+    P, Q = np.array([[1 / 3, 2 / 3]] * 3), np.array([[2 / 3, 1 / 3]] * 2)
+    bad = st.audit(block_no_min, sampling="chain", n=2, p=P, q=Q)
+    assert bad.bound == pytest.approx(20 / 9, abs=1e-12)
+    assert bad.exceeds_bound and bad.acceptance > bad.bound + 0.1 and not bad.lossless
 
 
 # --------------------------------------------------------------------------------- the SpecHub-code RRS
@@ -247,6 +254,43 @@ def test_rrs_skipping_repeats_is_lossy_and_beats_the_true_rrs():
         assert good.lossless and good.acceptance == pytest.approx(st.acceptance(p, q, n, "rrs"), abs=1e-12)
         assert not bad.lossless and bad.tv > 0.01
         assert bad.acceptance > good.acceptance + 0.005 if n == 3 else True
+
+
+def _skip_repeats_law_by_hand(p, q, n):
+    """Independent truth: the skip-repeats RRS's output law and acceptance, enumerated over the i.i.d.
+    draft tuples with the accept probabilities written out (no symbolic uniforms)."""
+    law, acc = np.zeros(len(p)), 0.0
+    for drafts in itertools.product(range(len(p)), repeat=n):
+        w = float(np.prod(q[list(drafts)]))
+        if w == 0:
+            continue
+        R, seen, alive = p.copy(), set(), w
+        for x in drafts:
+            if x in seen:
+                continue
+            seen.add(x)
+            a = min(1.0, R[x] / q[x])
+            law[x] += alive * a
+            acc += alive * a
+            alive *= 1 - a
+            r = np.maximum(R - q, 0.0)
+            R = r / r.sum() if r.sum() > 0 else R
+        law += alive * R
+    return law, acc
+
+
+def test_spechub_code_rrs_defect_has_the_published_size():
+    # SpecHub's public with-replacement RRS baseline skips repeated drafts: TV 0.020 at n = 2; TV 0.028
+    # and acceptance 0.968 against the true RRS's 0.956 at n = 3 (p = (0.2, 0.5, 0.3), q = (0.4, 0.4, 0.2))
+    p, q = np.array([0.2, 0.5, 0.3]), np.array([0.4, 0.4, 0.2])
+    for n, tv, acc in ((2, "0.020", None), (3, "0.028", "0.968")):
+        bad = st.audit(lambda *a: _rrs(*a, skip_repeats=True), n=n, p=p, q=q)
+        law, a = _skip_repeats_law_by_hand(p, q, n)
+        np.testing.assert_allclose(bad.law, law, rtol=0, atol=1e-12)
+        assert bad.tv == pytest.approx(0.5 * np.abs(law - p).sum(), abs=1e-12)
+        assert bad.acceptance == pytest.approx(a, abs=1e-12)
+        assert f"{bad.tv:.3f}" == tv and (acc is None or f"{bad.acceptance:.3f}" == acc)
+    assert f"{st.acceptance(p, q, 3, 'rrs'):.3f}" == "0.956"
 
 
 # --------------------------------------------------------------------------------- symbolic uniform

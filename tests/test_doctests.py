@@ -32,7 +32,7 @@ def test_examples_exist():
     """The public entry points carry runnable examples."""
     finder = doctest.DocTestFinder()
     for obj in (spectheory.optimal_acceptance, spectheory.from_logits, spectheory.solvers.transport_lp,
-                spectheory.solvers.subset_dual_brute, spectheory.solvers.prefix_dual,
+                spectheory.solvers.subset_dual_brute, spectheory.solvers.bound_rows,
                 spectheory.acceptance, spectheory.verifier, spectheory.verifiers.exact_output_law,
                 spectheory.solvers.canonical_selection):
         assert any(t.examples for t in finder.find(obj)), obj.__name__

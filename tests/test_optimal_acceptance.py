@@ -6,7 +6,7 @@ from hypothesis import example, given
 from hypothesis import strategies as hst
 
 import spectheory as st
-from spectheory.solvers import prefix_dual, prefix_dual_numpy, subset_dual_brute
+from spectheory.solvers import bound_rows, subset_dual_brute
 from spectheory.testing import distribution_pairs, independent_drafters
 
 TOL = 1e-10
@@ -21,7 +21,7 @@ _CANCEL_Q = np.array([8.78911506e-02, 2.39554814e-08, 8.28690393e-25, 1.09688554
 _CANCEL = (_CANCEL_P / _CANCEL_P.sum(), _CANCEL_Q / _CANCEL_Q.sum())
 
 
-@given(distribution_pairs(max_V=6), hst.integers(1, 4), hst.sampled_from(DUAL_SCHEMES))
+@given(distribution_pairs(max_V=6), hst.integers(1, 4), hst.sampled_from(DUAL_SCHEMES + ["topk"]))
 @example(_CANCEL, 3, "without_replacement")
 def test_dual_equals_brute_force(pair, n, sampling):
     p, q = pair
@@ -38,7 +38,7 @@ def test_hub_dual_equals_brute_force(pair):
 
 @given(distribution_pairs(min_V=7, max_V=9), hst.integers(2, 5))
 def test_without_replacement_prefix_property_larger_v(pair, n):
-    """The sorted-prefix property for drafts without replacement is checked, not proved."""
+    """The sorted-prefix property for drafts without replacement (proved) guards the implementation."""
     p, q = pair
     fast = st.optimal_acceptance(p, q, n, "without_replacement")
     slow = subset_dual_brute(p, q, n, "without_replacement").acceptance
@@ -114,10 +114,11 @@ def test_khisti_two_draft_condition(pair):
 
 
 @given(distribution_pairs(min_V=2, max_V=300), hst.integers(1, 8))
-def test_fast_iid_equals_numpy_recipe(pair, n):
+def test_fast_iid_kernel_equals_sorted_prefix_sums(pair, n):
+    """The numba CPU kernel (buckets, no full sort) = the array code (full sort + prefix sums)."""
     p, q = pair
-    got = prefix_dual(p[None], q[None], n)[0]
-    assert got == pytest.approx(prefix_dual_numpy(p[None], q[None], n)[0], abs=1e-12)
+    got = bound_rows(p[None], q[None], [n], "iid", kernel="numba")[0, 0]
+    assert got == pytest.approx(bound_rows(p[None], q[None], [n], "iid", kernel="array")[0, 0], abs=1e-12)
 
 
 def _llm_like(rng, B, V, temperature=1.0):
@@ -133,7 +134,7 @@ def test_full_vocabulary(V):
     p, q = _llm_like(rng, 2, V)
     iid = st.optimal_acceptance(p, q, 4)
     assert iid.shape == (2,)
-    assert np.allclose(iid, prefix_dual_numpy(p, q, 4), atol=1e-12, rtol=0)
+    assert np.allclose(iid, bound_rows(p, q, [4], "iid", kernel="array")[:, 0], atol=1e-12, rtol=0)
     wor = st.optimal_acceptance(p, q, 4, "without_replacement")
     greedy = st.optimal_acceptance(p, q, 4, "greedy")
     assert np.all(wor >= iid - TOL) and np.all(wor <= 1) and np.all((0 <= greedy) & (greedy <= 1))

@@ -241,3 +241,45 @@ def test_orders_rank_every_token_and_select_a_draft():
     for d in itertools.product(range(3), repeat=2):
         token, accepted = v.verify(p, q, list(d), rng=1)
         assert 0 <= token < 3 and accepted == (token in d)
+
+
+@pytest.mark.parametrize("sampling", ["iid", "without_replacement"])
+@settings(max_examples=40)
+@given(data=hst.data())
+def test_containment_table_without_the_tuple_law(sampling, data):
+    # iid: q(H)^n; without replacement: the subset DP over the first draws. Truth: the tuple law.
+    from spectheory.solvers import containment_table
+
+    V = data.draw(hst.integers(1, 6))
+    q = data.draw(distributions(V))
+    n = data.draw(hst.integers(1, V + 2))  # n beyond the support too
+    np.testing.assert_allclose(containment_table(q, n, sampling), _brute_containment(q, n, sampling, V),
+                               rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("sampling", ["iid", "without_replacement"])
+def test_mixture_for_eight_drafts_on_a_12_token_support(sampling):
+    # 12^8 (iid) and 12!/4! (without replacement) ordered tuples: beyond the exact tuple law
+    rng = np.random.default_rng(8)
+    p = rng.dirichlet(np.full(40, 0.3))
+    q = np.zeros(40)
+    q[rng.choice(40, 12, replace=False)] = rng.dirichlet(np.full(12, 0.5))
+    m = priority_mixture(p, q, 8, sampling)
+    assert m.acceptance == pytest.approx(st.optimal_acceptance(p, q, 8, sampling), abs=1e-9)
+    # V + 1 = 13 orders in exact arithmetic; with C(H) = q(H)^8 near 0 rounding adds a few light ones
+    assert len(m.weights) <= 4 * 12 + 4 and m.weights.min() > 0 and m.weights.sum() == pytest.approx(1.0, abs=1e-12)
+    v = st.verifier("optimal", sampling=sampling, construction="priority")
+    token, _ = v.verify(p, q, v.draft(q, 8, rng), rng)
+    assert p[token] > 0  # never a token the target cannot produce
+
+
+@settings(max_examples=80)
+@given(hst.integers(8, 200), hst.integers(1, 12), hst.integers(0, 2**32 - 1))
+def test_greedy_deterministic_part_is_the_stable_sort_prefix(V, k, seed):
+    # the O(V) partition against the stable sort, with many ties (masses on a coarse grid)
+    rng = np.random.default_rng(seed)
+    q = rng.integers(0, 4, V).astype(float)
+    q[0] += 1.0
+    q /= q.sum()
+    got = st.get_scheme("greedy").deterministic_part(q, k)
+    np.testing.assert_array_equal(got, np.argsort(-q, kind="stable")[: k - 1])

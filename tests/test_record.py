@@ -166,7 +166,7 @@ def test_mismatched_shapes_are_reported(pair, tmp_path):
 def test_user_errors(pair, tmp_path):
     with pytest.raises(ValueError, match="tokenizer differs"):
         record(pair / "target", pair / "other", PROMPTS[:1], tmp_path / "x", device="cpu")
-    with pytest.raises(ValueError, match="cannot load"):
+    with pytest.raises(ValueError, match="^--target: .* has no weights"):
         record(tmp_path, pair / "draft", PROMPTS[:1], tmp_path / "y", device="cpu")
     with pytest.raises(ValueError, match="temperature"):
         record(pair / "target", pair / "draft", PROMPTS[:1], tmp_path / "z", temperature=0.0, device="cpu")
@@ -179,3 +179,102 @@ def test_user_errors(pair, tmp_path):
         read_prompts(empty)
     with pytest.raises(ValueError, match="not found"):
         read_prompts(tmp_path / "none.txt")
+
+
+def _loaded(pair):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(pair / "target")
+    return (AutoModelForCausalLM.from_pretrained(pair / "target"), AutoModelForCausalLM.from_pretrained(pair / "draft"),
+            tok)
+
+
+@pytest.mark.parametrize("kw", [dict(max_new_tokens=7), dict(max_new_tokens=5, do_sample=False),
+                                dict(max_new_tokens=6, temperature=0.8, top_k=20, top_p=0.9),
+                                dict(teacher_force=True)])
+def test_batched_equals_unbatched(pair, tmp_path, kw):
+    """Several prompts of different lengths per forward pass (left padding, masks): the same tokens
+    as one prompt at a time under the same seeds, the logits to float tolerance; and unbatched rows
+    equal a direct forward of the recorded sequence."""
+    models = _loaded(pair)
+    texts = ["def foo(x):\n    return x", "import os", "print('hello world')", "x = 1", "class A:\n    pass"]
+    one = record("t", "d", texts, tmp_path / "b1", device="cpu", models=models, seed=4, **kw)
+    many = record("t", "d", texts, tmp_path / "b3", device="cpu", models=models, seed=4, batch_size=3, **kw)
+    assert [s["positions"] for s in one.shards] == [s["positions"] for s in many.shards]
+    for i in range(len(texts)):
+        a, b = one.shard(i), many.shard(i)
+        np.testing.assert_array_equal(a["tokens"], b["tokens"])
+        np.testing.assert_allclose(a["target"], b["target"], atol=2e-5, rtol=0)
+        np.testing.assert_allclose(a["draft"], b["draft"], atol=2e-5, rtol=0)
+    if not kw.get("teacher_force"):  # generated continuations differ between prompts (not all EOS)
+        assert len({tuple(many.shard(i)["tokens"].tolist()) for i in range(len(texts))}) > 1
+    # a batch size that does not divide the prompts, resumed with another batch size: same tokens
+    part = record("t", "d", texts, tmp_path / "mix", device="cpu", models=models, seed=4, batch_size=2,
+                  stop_after=3, **kw)
+    assert len(part.shards) == 3
+    full = record("t", "d", texts, tmp_path / "mix", device="cpu", models=models, seed=4, batch_size=4, **kw)
+    for i in range(len(texts)):
+        np.testing.assert_array_equal(full.shard(i)["tokens"], one.shard(i)["tokens"])
+
+
+def test_sampled_tokens_follow_the_processed_law(pair):
+    """The per-row sampler draws from the processed law (chi-square over many seeds at one position)."""
+    from spectheory.logits import from_logits
+    from spectheory.simulations import _batched
+
+    tm, _, tok = _loaded(pair)
+    ids = _batched.prompt_ids(tok, "def foo(", False)
+    with torch.no_grad():
+        logits = tm(torch.as_tensor([ids])).logits[0, -1].double().numpy()
+    p = from_logits(logits, temperature=1.3, top_k=8)
+    seeds = list(range(4000))
+    toks = []
+    for b in range(0, len(seeds), 500):
+        conts = _batched.generate(tm, [ids] * 500, seeds[b:b + 500], max_new_tokens=1, do_sample=True,
+                                  temperature=1.3, top_k=8, top_p=None, pad_id=0, eos_ids=[], device="cpu")
+        toks += [c[0] for c in conts]
+    counts = np.bincount(toks, minlength=len(p))
+    assert set(np.flatnonzero(counts)) <= set(np.flatnonzero(p))
+    from scipy.stats import chisquare
+
+    sup = np.flatnonzero(p)
+    assert chisquare(counts[sup], p[sup] / p[sup].sum() * len(toks)).pvalue > 1e-4
+
+
+def test_jsonl_prompts_categories_and_chat(pair, tmp_path, capsys):
+    from spectheory.cli import main
+    from spectheory.simulations.record import read_prompt_file
+
+    f = tmp_path / "p.jsonl"
+    f.write_text('{"prompt": "def foo(", "category": "code"}\n\n{"text": "import os"}\n'
+                 '{"prompt": "class A:", "category": "code"}\n')
+    prompts, cats = read_prompt_file(f)
+    assert prompts == ["def foo(", "import os", "class A:"] and cats == ["code", None, "code"]
+    out = tmp_path / "rec"
+    assert main(["record", "--target", str(pair / "target"), "--draft", str(pair / "draft"), "--prompts", str(f),
+                 "--out", str(out), "--max-new-tokens", "3", "--device", "cpu", "--batch-size", "2"]) == 0
+    capsys.readouterr()
+    assert load_recording(out).manifest["categories"] == cats
+    for text, match in (('{"prompt": "a"}\n{"prompt": 3}\n', "line 2"), ('{"prompt": "a"}\nnot json\n', "line 2"),
+                        ('["a"]\n', "line 1"), ('{"prompt": "a", "category": 1}\n', "line 1"), ("\n\n", "empty")):
+        f.write_text(text)
+        code = main(["record", "--target", str(pair / "target"), "--draft", str(pair / "draft"), "--prompts",
+                     str(f), "--out", str(tmp_path / "bad"), "--device", "cpu"])
+        err = capsys.readouterr().err
+        assert code == 2 and match in err and err.count("\n") == 1, err
+    assert not (tmp_path / "bad").exists()
+    (tmp_path / "ok.txt").write_text("def foo(\n")
+    for extra, match in ((["--batch-size", "0"], "--batch-size"), (["--chat"], "chat template")):
+        code = main(["record", "--target", str(pair / "target"), "--draft", str(pair / "draft"), "--prompts",
+                     str(tmp_path / "ok.txt"), "--out", str(tmp_path / "bad2"), "--device", "cpu", *extra])
+        err = capsys.readouterr().err
+        assert code == 2 and match in err and err.count("\n") == 1, err
+    # with a chat template: the prompt is wrapped, the template's tokens precede the generation
+    tm, dm, tok = _loaded(pair)
+    tok.chat_template = "{% for m in messages %}<eos>{{ m['content'] }}{% endfor %}{% if add_generation_prompt %}:{% endif %}"
+    rec = record("t", "d", ["def foo("], tmp_path / "chat", device="cpu", models=(tm, dm, tok), chat=True,
+                 max_new_tokens=2, batch_size=2)
+    from spectheory.simulations import _batched
+
+    assert _batched.prompt_ids(tok, "def foo(", True) == tok("<eos>def foo(:", add_special_tokens=False)["input_ids"]
+    assert rec.manifest["settings"]["generation"]["chat"] is True

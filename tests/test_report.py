@@ -111,7 +111,7 @@ def test_record_refuses_unreadable_model_folder(pair, tmp_path, capsys):
     code = main(["record", "--target", str(tmp_path / "empty"), "--draft", str(pair / "draft"), "--prompts",
                  str(tmp_path / "p.txt"), "--out", str(tmp_path / "o"), "--device", "cpu"])
     err = capsys.readouterr().err
-    assert code == 2 and "cannot load" in err and err.count("\n") == 1
+    assert code == 2 and "--target:" in err and "has no weights" in err and err.count("\n") == 1
     (tmp_path / "empty.txt").write_text("")
     code = main(["record", "--target", str(pair / "target"), "--draft", str(pair / "draft"), "--prompts",
                  str(tmp_path / "empty.txt"), "--out", str(tmp_path / "o2")])
@@ -204,3 +204,19 @@ def test_replay_plain_logit_files(tmp_path, capsys):
         assert main(["replay", *argv, "--device", "cpu"]) == 2, argv
         err = capsys.readouterr().err
         assert match in err and err.count("\n") == 1, (argv, err)
+
+
+def test_report_jsonl_categories_batched(pair, tmp_path, capsys):
+    f = tmp_path / "p.jsonl"
+    f.write_text('{"prompt": "def foo(", "category": "def"}\n{"prompt": "import os", "category": "imp"}\n'
+                 '{"prompt": "class A:", "category": "def"}\n')
+    out = tmp_path / "rep"
+    assert main(["report", "--target", str(pair / "target"), "--draft", str(pair / "draft"), "--prompts", str(f),
+                 "--out", str(out), "--max-new-tokens", "4", "--n-max", "2", "--device", "cpu",
+                 "--batch-size", "2"]) == 0
+    capsys.readouterr()
+    doc = json.loads((out / "summary.json").read_text())
+    cats = doc["categories"]
+    assert set(cats) == {"def", "imp"} and cats["def"]["prompts"] == 2 and cats["imp"]["prompts"] == 1
+    assert sum(c["positions"] for c in cats.values()) == doc["positions"]
+    assert "## By category" in (out / "summary.md").read_text()

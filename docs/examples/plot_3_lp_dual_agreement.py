@@ -7,7 +7,7 @@ Two independent ways to the optimal acceptance α* (:doc:`/theory/optimal_accept
 * :func:`spectheory.solvers.transport_lp` — SpecTr's optimal-transport LP over draft tuples ×
   tokens, exact by construction, small V and n only;
 * :func:`spectheory.optimal_acceptance` — the subset dual: sorted prefixes for i.i.d. drafts
-  (proved) and drafts without replacement (checked, not proved — this is one such check), closed
+  (proved) and drafts without replacement (proved; this is a check of the implementation), closed
   forms for greedy and hub, enumeration for independent drafters.
 
 Here both run on random small pairs, including sparse ones (exact zeros in p or q).

@@ -149,13 +149,26 @@ class Verifier:
         return self.acceptance_detail(p, q, n).value
 
     def acceptance_detail(self, p, q, n) -> Acceptance:
-        """:meth:`acceptance` with its standard error and method (see :class:`Acceptance`)."""
+        """:meth:`acceptance` with its standard error and method (see :class:`Acceptance`).
+
+        ``p`` and ``q`` may be torch tensors (any float dtype, any device, ``requires_grad``
+        accepted): they are detached and converted to float64; a batch then gives float64 tensors
+        on the input's device, one position a float.
+        """
         n = self.check_n(n)
+        device = _torch_device(p, q)
+        if device is not None:
+            p, q = _from_torch(p), _from_torch(q)
         P, Q, n, batched = check_pair(p, q, n, self.sampling)
         acc = self._acceptance(P, Q, n)
         if not isinstance(acc, Acceptance):
             acc = Acceptance(np.clip(acc, 0.0, 1.0), np.zeros(len(acc)), True, "closed form")
         if batched:
+            if device is not None:
+                import torch
+
+                as_t = lambda a: torch.as_tensor(np.asarray(a, dtype=np.float64), device=device)  # noqa: E731
+                return Acceptance(as_t(acc.value), as_t(acc.stderr), acc.exact, acc.method)
             return acc
         return Acceptance(float(acc.value[0]), float(np.asarray(acc.stderr)[0]), acc.exact, acc.method)
 
@@ -166,6 +179,40 @@ class Verifier:
     def _acceptance(self, P: np.ndarray, Q: np.ndarray, n: int):  # pragma: no cover - abstract
         """Acceptance for validated batches P, Q (shape (B, V)); returns (B,) or an Acceptance."""
         raise NotImplementedError
+
+
+def _torch_device(*xs):
+    """The device of the first torch tensor among ``xs``, or None when none is a tensor."""
+    from ._xp import is_torch
+
+    for x in xs:
+        if is_torch(x):
+            return x.device
+    return None
+
+
+def _from_torch(x):
+    """A torch tensor as a float64 NumPy array (detached, on the CPU); anything else unchanged.
+
+    Rows of a lower-precision tensor (bfloat16, float16, float32) are rescaled to sum to 1 when
+    their sum is within that dtype's machine epsilon of 1 (bf16 rows of an exact distribution sum to
+    1 only within ~2^-8), so the usual checks of :func:`~spectheory._validation.check_distribution`
+    (and their messages) then apply.
+    """
+    from ._xp import is_torch
+
+    if not is_torch(x):
+        return x
+    import torch
+
+    if x.dtype == torch.bool or x.is_complex():
+        return x.detach().cpu().numpy()  # rejected, with the argument's name, by the usual checks
+    a = x.detach().to(device="cpu", dtype=torch.float64).numpy()
+    eps = float(torch.finfo(x.dtype).eps) if x.is_floating_point() else 0.0
+    if eps > 1e-10 and a.ndim in (1, 2) and a.size and np.all(np.isfinite(a)) and np.all(a >= 0):
+        sums = a.sum(axis=-1, keepdims=True)
+        a = np.where(np.abs(sums - 1.0) <= eps, a / np.where(sums > 0, sums, 1.0), a)
+    return a
 
 
 def as_distribution(x, name: str) -> np.ndarray:

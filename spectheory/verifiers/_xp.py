@@ -34,6 +34,8 @@ class _NumPy:
     minimum = staticmethod(np.minimum)
     maximum = staticmethod(np.maximum)
     expm1 = staticmethod(np.expm1)
+    sqrt = staticmethod(np.sqrt)
+    exp = staticmethod(np.exp)
     log1p = staticmethod(np.log1p)
     isfinite = staticmethod(np.isfinite)
 
@@ -121,6 +123,10 @@ class _NumPy:
         return bool(np.any(x))
 
     @staticmethod
+    def any_axis(x, axis=-1):
+        return np.any(x, axis=axis)
+
+    @staticmethod
     def to_numpy(x):
         return np.asarray(x)
 
@@ -150,6 +156,8 @@ class _Torch:
         self.minimum = torch.minimum
         self.maximum = torch.maximum
         self.expm1 = torch.expm1
+        self.sqrt = torch.sqrt
+        self.exp = torch.exp
         self.log1p = torch.log1p
         self.isfinite = torch.isfinite
 
@@ -237,6 +245,10 @@ class _Torch:
     @staticmethod
     def any(x) -> bool:
         return bool(x.any())
+
+    @staticmethod
+    def any_axis(x, axis=-1):
+        return x.any(dim=axis)
 
     @staticmethod
     def to_numpy(x):

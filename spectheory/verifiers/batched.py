@@ -36,6 +36,7 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
+from .._validation import SpecTheoryValueError
 from ._xp import namespace
 
 #: Relative width of the final ρ bracket in the kseq bisection.
@@ -44,6 +45,12 @@ RHO_RTOL = 4e-16
 #: Largest number of rejection histories the exact rrs_wor recursion visits (m(m − 1)…(m − n + 2)
 #: for a draft support of size m); beyond it the acceptance is estimated.
 MAX_HISTORIES = 200_000
+
+#: rrs: after this many steps, stop once every row has settled (see :func:`rrs`).
+RRS_TAIL_AFTER = 64
+
+#: rrs: the most steps taken for a huge n before giving up with an error.
+RRS_MAX_STEPS = 200_000
 
 #: Default number of sampled rejection histories for the rrs_wor estimate.
 ESTIMATE_PATHS = 256
@@ -107,7 +114,8 @@ def support(q):
 
 
 def _ns_row(xp, like, ns):
-    return xp.asarray([float(n) for n in ns], like=like)[None, :]
+    """The draft counts as a float row; counts beyond 1e300 act as 1e300 ((1 − β)^n = 0 there)."""
+    return xp.asarray([float(min(int(n), 10**300)) for n in ns], like=like)[None, :]
 
 
 # --------------------------------------------------------------------------------------------
@@ -153,18 +161,40 @@ def rrs(sr: SortedRatios, ns):
     one = xp.ones((B, 1), like=sr.ratio)
     Z = _z_at(xp, sr, _count_at_most(xp, sr, theta), theta)
     reject = one[:, 0]
+    a_prev = None
     out = {}
-    for i in range(1, max(ns) + 1):
+    wanted = sorted(set(int(n) for n in ns))
+    i = 0
+    while i < wanted[-1]:
+        i += 1
         live = Z > 0
         a, theta_next, _, k_nx = _theta_step(xp, sr, theta, xp.where(live, Z, one), one)
-        a = xp.where(live, a, one)
-        reject = reject * (1.0 - a[:, 0])
-        out[i] = xp.clip(1.0 - reject, 0.0, 1.0)
+        a = xp.where(live, a, one)[:, 0]
+        reject = reject * (1.0 - a)
+        if i in wanted:
+            out[i] = xp.clip(1.0 - reject, 0.0, 1.0)
         Z_next = _z_at(xp, sr, k_nx, theta_next)
         move = live & (Z_next > 0)
         theta = xp.where(move, theta_next, theta)
         Z = xp.where(move, Z_next, Z)
-    return xp.stack([out[n] for n in ns], axis=-1)
+        # huge n: once every row has 1 − reject = 1 in floating point, or a step acceptance that no
+        # longer changes (R has converged), the remaining steps are (1 − a)^k in closed form
+        if i >= RRS_TAIL_AFTER and a_prev is not None:
+            settled = (reject <= xp.eps(sr.ratio) / 4) | (a == a_prev)
+            if xp.any(~settled) and i >= RRS_MAX_STEPS:
+                raise SpecTheoryValueError(
+                    f"n: rrs acceptance with n = {wanted[-1]} did not settle within {RRS_MAX_STEPS} steps "
+                    "(draft mass on the highest p/q tokens below about 1e-4); use a smaller n")
+            if not xp.any(~settled):
+                log_keep = xp.log1p(-xp.clip(a, 0.0, 1.0))
+                for n in wanted:
+                    if n > i:
+                        with np.errstate(divide="ignore", invalid="ignore"):
+                            tail = xp.where(a >= 1, 0.0 * a, xp.expm1(float(min(n - i, 1e300)) * log_keep) + 1.0)
+                        out[n] = xp.clip(1.0 - reject * tail, 0.0, 1.0)
+                break
+        a_prev = a
+    return xp.stack([out[int(n)] for n in ns], axis=-1)
 
 
 def _beta(xp, sr, rho):
@@ -178,7 +208,7 @@ def kseq_rho(sr: SortedRatios, ns):
 
     f(ρ) = ρβ(ρ) − 1 + (1 − β(ρ))^n is nondecreasing on [1, n] with f(n) ≥ 0 (Bernoulli's
     inequality); ρ* = 1 if f(1) ≥ 0 or n = 1, else the root, by bisection to a bracket of relative
-    width 4e-16, all rows and n at once. The upper end of the final bracket is returned, so
+    width 4e-16, all rows and n at once (geometric steps first, so a huge n converges too). The upper end of the final bracket is returned, so
     f(ρ*) ≥ 0 and the sampler's residual law is a valid distribution.
     """
     xp = namespace(sr.ratio)
@@ -187,7 +217,9 @@ def kseq_rho(sr: SortedRatios, ns):
 
     def f(rho):
         b = _beta(xp, sr, rho)
-        return rho * b - 1.0 + (1.0 - b) ** nn, b
+        with np.errstate(divide="ignore"):  # (1 − β)^n as exp(n log1p(−β)): no rounding of 1 − β
+            keep = xp.exp(nn * xp.log1p(-xp.clip(b, 0.0, 1.0)))
+        return rho * b - 1.0 + keep, b
 
     one = xp.ones((B, len(ns)), like=sr.ratio)
     f1, b1 = f(one)
@@ -196,7 +228,9 @@ def kseq_rho(sr: SortedRatios, ns):
     b_hi = _beta(xp, sr, hi)
     rtol = RHO_RTOL if xp.eps(sr.ratio) < 1e-10 else xp.eps(sr.ratio)
     for _ in range(200):  # ends by the width test: ~62 steps in float64
-        mid = 0.5 * (lo + hi)
+        # geometric midpoint while the bracket spans more than a factor 2 (n up to 1e300 in ~70
+        # steps), arithmetic after
+        mid = xp.where(hi > 2.0 * lo, xp.sqrt(lo) * xp.sqrt(hi), 0.5 * (lo + hi))
         active = ~done & (hi - lo > rtol * hi) & (mid > lo) & (mid < hi)
         if not xp.any(active):
             break
@@ -250,16 +284,13 @@ def greedy(p, q, ns, sr: SortedRatios | None = None):
     """Greedy drafting's verifier (Hu et al., arXiv 2502.18779) attains its scheme's bound
     p(T) + Σ_{x∉T} min(p, q'): the acceptance is that bound, computed by the one implementation in
     :mod:`spectheory.solvers`; shape (B, len(ns))."""
+    from ..solvers.bounds import bound_rows
+
     xp = namespace(p)
     if xp.name == "torch":
-        from ..simulations import _torch_bounds as tb
-
-        s = sr if sr is not None else sort_by_ratio(p, q)
-        vals = tb.greedy_bound(p, q, s, tuple(ns))
-        return xp.stack([vals[n] for n in ns], axis=-1)
-    from ..solvers.closed_forms import greedy_bound
-
-    return np.stack([np.clip(greedy_bound(p, q, n), 0.0, 1.0) for n in ns], axis=-1)
+        vals = bound_rows(p.double(), q.double(), list(ns), "greedy")
+        return vals.to(p.dtype)
+    return bound_rows(np.asarray(p, dtype=np.float64), np.asarray(q, dtype=np.float64), list(ns), "greedy")
 
 
 # --------------------------------------------------------------------------------------------
@@ -382,6 +413,12 @@ def rrs_wor_histories(p, q, sr: SortedRatios, steps: int, u):
     rE = _ratio(xp, pE, qE)
     inE = xp.put(xp.zeros((B, V), like=p, dtype=xp.bool_), eidx, xp.ones((B, K), like=p, dtype=xp.bool_))
     inE_s = xp.take(inE, sr.order)
+    # sorted position of each explicit token: the rejected token is found by one inverse CDF over
+    # the shared order, E tokens at their own places, so which token a uniform picks does not
+    # depend on K (nor on the largest n requested)
+    rank = xp.put(xp.zeros((B, V), like=p, dtype=xp.int64), sr.order,
+                  xp.arange(V, like=p)[None, :] + xp.zeros((B, V), like=p, dtype=xp.int64))
+    posE = xp.take(rank, eidx)[:, None, :]  # (B, 1, K)
     ps = xp.where(inE_s, 0.0, sr.p)
     qs = xp.where(inE_s, 0.0, sr.q)
     Pb, Qb, Pa, Qa = _prefix(xp, ps), _prefix(xp, qs), _suffix(xp, ps), _suffix(xp, qs)
@@ -435,18 +472,13 @@ def rrs_wor_histories(p, q, sr: SortedRatios, steps: int, u):
         if i == steps - 1:
             break
         # rejection weights: E tokens explicitly, the rest by inverse CDF over the shared order
-        wE = xp.where(free & (rE < tn), xp.clip(qE / ms[..., None] - xp.clip(pE - t * qE, 0.0) / Zs[..., None], 0.0), 0.0)
-        cumE = xp.cumsum(wE, axis=-1)
-        cE = cumE[..., -1] if K > 0 else zero
+        with np.errstate(over="ignore"):  # q/m of already rejected E tokens, masked out
+            wE = xp.where(free & (rE < tn), xp.clip(qE / ms[..., None] - xp.clip(pE - t * qE, 0.0) / Zs[..., None], 0.0), 0.0)
+        cE = xp.sum(wE, axis=-1)
         rem_sum = xp.sum(rem_q, axis=-1)
         c_rest = xp.clip((xp.take(Qb, k_nx) - rem_sum) / ms - mid / Zs, 0.0)
         target = u[..., i] * (cE + c_rest)
-        pick_E = target < cE
-        # first E token whose cumulative weight reaches the target
-        e_pick = xp.sum(cumE < target[..., None], axis=-1)
-        e_pick = xp.clip(e_pick, None, max(K - 1, 0))
-        # rest: smallest kk with W(kk) ≥ target − cE
-        t_rest = target - cE
+        # smallest kk with W(kk) ≥ target, W(kk) the rejection weight of sorted positions < kk
         Pa_th, Qa_th = xp.take(Pa, k_th), xp.take(Qa, k_th)
         lo = k_nx * 0
         hi = k_nx + 0
@@ -454,17 +486,20 @@ def rrs_wor_histories(p, q, sr: SortedRatios, steps: int, u):
             md = (lo + hi) // 2
             below = xp.sum(xp.where(rem_idx < md[..., None], rem_q, 0.0), axis=-1)
             inner = xp.where(md > k_th, (Pa_th - xp.take(Pa, md)) - theta * (Qa_th - xp.take(Qa, md)), 0.0)
-            W = (xp.take(Qb, md) - below) / ms - xp.clip(inner, 0.0) / Zs
-            ok = W >= t_rest
+            W_E = xp.sum(xp.where(posE < md[..., None], wE, 0.0), axis=-1)
+            W = xp.clip((xp.take(Qb, md) - below) / ms - xp.clip(inner, 0.0) / Zs, 0.0) + W_E
+            ok = W >= target
             step_on = hi - lo > 1
             hi = xp.where(step_on & ok, md, hi)
             lo = xp.where(step_on & ~ok, md, lo)
         pick = xp.clip(hi - 1, 0)
+        hitE_all = posE == pick[..., None]  # (B, S, K)
+        pick_E = xp.any_axis(hitE_all) if K > 0 else (pick < 0)
         q_pick = xp.take(qs_pad, pick)
         go = live & ((cE + c_rest) > 0) & (pick_E | (q_pick > 0))
         alive = xp.where(go, alive * xp.clip(1.0 - a, 0.0), zero)
         if K > 0:
-            hitE = (xp.arange(K, like=k_nx)[None, None, :] == e_pick[..., None]) & (go & pick_E)[..., None]
+            hitE = hitE_all & (go & pick_E)[..., None]
             remE = remE | hitE
         take_rest = go & ~pick_E
         rem_idx = _set_last(xp, rem_idx, i, xp.where(take_rest, pick, rem_idx[..., i]))
@@ -593,7 +628,7 @@ def rrs_wor(p, q, ns, *, seed: int = 0, positions=None, paths: int = ESTIMATE_PA
     value = np.zeros((B, len(ns)))
     stderr = np.zeros((B, len(ns)))
     exact = np.ones((B, len(ns)), dtype=bool)
-    kk = np.minimum(np.asarray(ns)[None, :], sup_np[:, None])  # (B, N)
+    kk = np.minimum(np.asarray([min(int(n), 1 << 62) for n in ns])[None, :], sup_np[:, None])  # (B, N)
     if np.any(kk <= 2):
         if sr is None and np.any(kk == 2):
             sr = sort_by_ratio(p, q)
@@ -636,3 +671,50 @@ def rrs_wor(p, q, ns, *, seed: int = 0, positions=None, paths: int = ESTIMATE_PA
         return RrsWorAcceptance(xp.from_numpy(value, like=p).to(p.dtype), xp.from_numpy(stderr, like=p).to(p.dtype),
                                 exact, paths)
     return RrsWorAcceptance(value, stderr, exact, paths)
+
+
+# --------------------------------------------------------------------------------------------
+# every verifier, every n, one sort
+# --------------------------------------------------------------------------------------------
+#: Verifiers :func:`acceptances` computes (greedy's acceptance is its scheme's bound, computed by
+#: the bound engine in :mod:`spectheory.solvers`).
+BATCHED_VERIFIERS = ("sd", "rrs", "kseq", "spechub", "rrs_wor")
+
+
+def acceptances(p, q, jobs: dict, *, seed: int = 0, positions=None, paths: int = ESTIMATE_PATHS,
+                max_histories: int = MAX_HISTORIES, sr: SortedRatios | None = None) -> dict:
+    """Acceptance of several verifiers for several n on the rows of (p, q), sharing one sort.
+
+    ``jobs`` maps a verifier name of :data:`BATCHED_VERIFIERS` to its draft counts (sd at n = 1 and
+    spechub at n = 2 only; other n are ignored for them). Returns ``{(name, n): (value, stderr,
+    exact)}`` with ``value`` and ``stderr`` of shape (B,) in the input's array type and ``exact``
+    a NumPy bool array (False only for the rrs_wor estimate). Each quantity is the function of this
+    module that every other entry point calls, so the numbers are those of
+    :func:`spectheory.acceptance` and the replay of recorded logits (rrs_wor: for the same seed and
+    positions).
+    """
+    xp = namespace(p)
+    B = p.shape[0]
+    jobs = {name: tuple(sorted(set(int(n) for n in ns))) for name, ns in jobs.items() if ns}
+    unknown = set(jobs) - set(BATCHED_VERIFIERS)
+    if unknown:
+        raise ValueError(f"acceptances: no batched implementation of {sorted(unknown)}")
+    if sr is None and set(jobs) & {"rrs", "kseq", "rrs_wor"}:
+        sr = sort_by_ratio(p, q)
+    zero = xp.zeros((B,), like=p)
+    yes = np.ones(B, dtype=bool)
+    out = {}
+    for name, ns in jobs.items():
+        if name == "sd" and 1 in ns:
+            out[("sd", 1)] = (sd(p, q), zero, yes)
+        elif name == "spechub" and 2 in ns:
+            out[("spechub", 2)] = (spechub(p, q), zero, yes)
+        elif name in ("rrs", "kseq"):
+            vals = (rrs if name == "rrs" else kseq)(sr, ns)
+            for j, n in enumerate(ns):
+                out[(name, n)] = (vals[:, j], zero, yes)
+        elif name == "rrs_wor":
+            res = rrs_wor(p, q, ns, seed=seed, positions=positions, paths=paths, max_histories=max_histories, sr=sr)
+            for j, n in enumerate(ns):
+                out[(name, n)] = (res.value[:, j], res.stderr[:, j], res.exact[:, j])
+    return out

@@ -43,6 +43,6 @@ class GreedyVerifier(Verifier):
         return res / mass if mass > 0 else p
 
     def _acceptance(self, P, Q, n):
-        from ..solvers.closed_forms import greedy_bound
+        from ..solvers.bounds import bound_rows
 
-        return greedy_bound(P, Q, n)
+        return bound_rows(P, Q, [n], "greedy")[:, 0]

@@ -39,11 +39,17 @@ class RecursiveRejectionWOR(Verifier):
       number here, in :func:`spectheory.compare` and in the replay of recorded logits (where the
       key is the position index).
 
-    No exact algorithm is known at full vocabulary for k > 2. The obstacle: after j rejections
-    the state is (θ, the set of rejected tokens), and the acceptance of the next step depends on
-    the rejected set through m = q(not rejected) and through which tokens remain in (θ, θ'); the
-    number of reachable states grows like V^(k−1). Aggregating states by (θ, m) fails because the
-    rejection law of the next token depends on the individual masses, not on their sum.
+    No exact algorithm is known at full vocabulary for k > 2. What was tried: after j rejections
+    the state is (θ, m, the set of rejected tokens), and the *acceptance* of the next step depends
+    on (θ, m) only — a rejected token has p/q below the current θ, so it never enters the sums of
+    the next step — but the law of the next *rejection* excludes the rejected tokens, so exact
+    acceptance at k = 3 is the double sum over (x_1, x_2) of
+    w_1(x_1) w_2(x_2 | q(x_1)) a_3(θ_2(q(x_1)), 1 − q(x_1) − q(x_2)): O(V²) terms (a two-pointer
+    merge over x_2 sorted by q makes each inner sum O(V)), 2·10^10 at V = 152k, and V^(k−1) in
+    general. Aggregating by (θ, m) does not close the recursion: the inner sum depends on x_1
+    through m_1 = 1 − q(x_1) both in the weights and in the thresholds θ_3, so it does not
+    separate, and LLM rows have as many distinct q values as tokens. Hence the exact recursion
+    only where m(m − 1)…(m − k + 2) ≤ ``max_histories``, and the estimate otherwise.
 
     Examples
     --------
@@ -78,12 +84,18 @@ class RecursiveRejectionWOR(Verifier):
     def _acceptance(self, P, Q, n):
         res = rrs_wor(P, Q, (n,), seed=self.seed, paths=self.paths, max_histories=self.max_histories)
         value, stderr, exact = res.value[:, 0], res.stderr[:, 0], res.exact[:, 0]
-        k = np.minimum(n, np.count_nonzero(Q > 0, axis=1))
-        methods = set()
-        if np.any(k <= 2):
-            methods.add("closed form")
-        if np.any(exact & (k > 2)):
-            methods.add("recursion")
-        if not exact.all():
-            methods.add(f"rao-blackwellised monte carlo ({self.paths} histories)")
-        return Acceptance(value, stderr, bool(exact.all()), " + ".join(sorted(methods)))
+        k = np.minimum(min(int(n), 1 << 62), np.count_nonzero(Q > 0, axis=1))
+        return Acceptance(value, stderr, bool(exact.all()), method_name(k, exact, self.paths))
+
+
+def method_name(k, exact, paths: int) -> str:
+    """How the rrs_wor acceptance of rows with k = min(n, |supp q|) drafts was computed, given
+    which rows are ``exact``: "closed form", "recursion" and/or the estimate."""
+    methods = set()
+    if np.any(k <= 2):
+        methods.add("closed form")
+    if np.any(exact & (k > 2)):
+        methods.add("recursion")
+    if not np.all(exact):
+        methods.add(f"rao-blackwellised monte carlo ({paths} histories)")
+    return " + ".join(sorted(methods))
