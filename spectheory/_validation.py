@@ -24,9 +24,10 @@ import numpy as np
 SUM_RTOL = 1e-5
 
 
-#: Largest draft count any function accepts: integers up to 2**53 are exact in float64, which the
-#: closed forms (``1 - (1 - q)**n``) and the compiled kernels (int64) rely on. Functions whose cost
-#: grows with n state a smaller limit of their own (the rrs recursion, replay, Monte Carlo, the LP).
+#: Largest draft count for code that stores n in int64 or float64 exactly. :func:`check_n` has no
+#: default limit: the bounds and the exact acceptances answer any n (as n grows they settle to their
+#: n → ∞ limits, computed without stepping n times); functions whose cost grows with n (sampling n
+#: drafts, replay, Monte Carlo, the LP) state a limit of their own.
 MAX_N = 2**53
 
 
@@ -63,9 +64,7 @@ def check_int(value, name: str, *, minimum: int | None = None, maximum: int | No
 
 def check_n(n, name: str = "n", *, maximum: int | None = None, why: str = "") -> int:
     """Return the draft count ``n`` as a Python int, or raise if it is not an integer >= 1 (``bool``
-    refused), or above ``maximum`` (default :data:`MAX_N` = 2**53; see :func:`check_int`)."""
-    if maximum is None:
-        maximum, why = MAX_N, why or "float64 integers are exact up to 2**53"
+    refused), or above ``maximum`` when one is given (see :func:`check_int`)."""
     return check_int(n, name, minimum=1, maximum=maximum, why=why)
 
 

@@ -64,13 +64,15 @@ def test_replay_refuses_scalars_huge_n_and_huge_paths():
 
 
 def test_huge_n_is_refused_at_once_or_answered():
-    from spectheory._validation import MAX_N
-
-    with pytest.raises(SpecTheoryValueError, match=f"^n: must be <= {MAX_N}"):
-        st.optimal_acceptance(P, Q, 10**30)
+    # the exact quantities answer any n with their n -> infinity limit (p on the draft's support)
+    limit = float(np.where(np.asarray(Q) > 0, P, 0.0).sum())
+    for n in (10**9, 10**30):
+        assert st.optimal_acceptance(P, Q, n) == pytest.approx(1.0)
+        assert st.acceptance(P, Q, n, "rrs") == pytest.approx(limit, abs=1e-9)
     assert st.optimal_acceptance(P, Q, 10**9, sampling="without_replacement") == pytest.approx(1.0)
-    with pytest.raises(SpecTheoryValueError, match="^n: must be <= 4096 \\(the rrs residual"):
-        st.acceptance(P, Q, 10**9, "rrs")
+    # sampling n drafts is refused at once
+    with pytest.raises(SpecTheoryValueError, match="^n: must be <= 4096 \\(the rrs sampler"):
+        st.verifier("rrs").draft(Q, 10**9, rng=0)
 
 
 def test_transport_lp_huge_n_refusal_is_formatted():

@@ -100,6 +100,11 @@ class Verifier:
         """Raise if the verifier does not support ``n`` drafts; subclasses narrow this."""
         return check_n(n)
 
+    def check_n_exact(self, n) -> int:
+        """Validate ``n`` for the exact acceptance; by default the same as :meth:`check_n`. A verifier
+        whose sampler must draw n tokens but whose acceptance has a closed form for any n widens it."""
+        return self.check_n(n)
+
     def check_drafts(self, p, q, drafts):
         """Validate one position and a draft tuple; return (p, q, drafts) as float64/int64 arrays."""
         p, q, _ = check_single_pair(p, q, 1, self.scheme)
@@ -155,7 +160,7 @@ class Verifier:
         accepted): they are detached and converted to float64; a batch then gives float64 tensors
         on the input's device, one position a float.
         """
-        n = self.check_n(n)
+        n = self.check_n_exact(n)
         device = _torch_device(p, q)
         if device is not None:
             p, q = _from_torch(p), _from_torch(q)

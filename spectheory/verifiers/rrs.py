@@ -28,15 +28,22 @@ class RecursiveRejection(Verifier):
 
     name = "rrs"
     samplings = ("iid", "independent")
-    #: Largest n accepted: the exact acceptance walks the n residual steps (about a second at
-    #: n = 4096, V = 3); far beyond any draft count in use, where the acceptance has converged.
+    #: Largest n for drafting and verifying (and so for Monte Carlo): the sampler draws and walks n
+    #: drafts. The exact acceptance takes any n: it stops stepping once the residual has settled and
+    #: finishes in closed form (see :mod:`spectheory.verifiers.batched`).
     MAX_N = 4096
 
     def check_n(self, n) -> int:
-        """Validate ``n``: an integer in ``[1, MAX_N]`` (the residual recursion takes n steps)."""
+        """Validate ``n`` for sampling: an integer in ``[1, MAX_N]`` (the sampler walks n drafts)."""
         from .._validation import check_n
 
-        return check_n(n, maximum=self.MAX_N, why="the rrs residual recursion takes n steps")
+        return check_n(n, maximum=self.MAX_N, why="the rrs sampler draws and walks n drafts")
+
+    def check_n_exact(self, n) -> int:
+        """Validate ``n`` for the exact acceptance: any integer >= 1."""
+        from .._validation import check_n
+
+        return check_n(n)
 
     def __init__(self, sampling: str = "iid"):
         if sampling not in self.samplings:
