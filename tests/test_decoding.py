@@ -470,6 +470,7 @@ def test_cli_acceptance_calls_estimate(monkeypatch, tmp_path, capsys):
 
     fake = types.ModuleType("spectheory.simulations.montecarlo")
     fake.estimate_acceptance = estimate_acceptance
+    fake.SimulationInterrupted = type("SimulationInterrupted", (KeyboardInterrupt,), {})  # the CLI catches it
     monkeypatch.setitem(sys.modules, "spectheory.simulations.montecarlo", fake)
     np.save(tmp_path / "p.npy", np.array([0.5, 0.5]))
     np.save(tmp_path / "q.npy", np.array([0.9, 0.1]))
