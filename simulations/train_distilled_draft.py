@@ -36,7 +36,6 @@ file and thread count.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import math
 import os
@@ -274,11 +273,9 @@ def build(out: Path, target_source, cfg: dict | None = None, threads: int = 1, l
 
 
 def _sha256(path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    from .record import _sha256 as sha256  # the recorder's streaming file hash, one implementation
+
+    return sha256(path)
 
 
 def main(argv=None) -> int:
